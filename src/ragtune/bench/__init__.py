@@ -1,0 +1,1 @@
+"""Benchmark support: BEIR loading, IR metrics, and the reference systems ragtune is compared against."""

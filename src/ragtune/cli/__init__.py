@@ -1,0 +1,1 @@
+"""The ``ragtune`` command: one module per command group, one error boundary in main."""

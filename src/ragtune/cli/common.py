@@ -1,0 +1,59 @@
+"""What every command shares: finding the project, --json output, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ragtune.project import Project
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def project_option(fn: F) -> F:
+    """``--project DIR``: use that project instead of the one found above the current folder."""
+    return click.option(
+        "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        envvar="RAGTUNE_PROJECT", help="Project folder (default: found by walking up from the current folder).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(fn)
+
+
+def open_project(project_dir: Path | None) -> Project:
+    ctx = click.get_current_context(silent=True)
+    if project_dir is None and ctx is not None and ctx.find_root().obj:
+        project_dir = ctx.find_root().obj.get("project_dir")
+    return Project.open(project_dir)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def progress_bar(label: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal; a no-op otherwise (and under --json)."""
+    if not enabled or not sys.stderr.isatty() or total <= 1:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,1 @@
+"""The corpus: documents with versions, rights and access groups, read from files and cut into chunks."""

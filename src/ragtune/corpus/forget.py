@@ -1,0 +1,125 @@
+"""Forgetting documents: every version and chunk leaves the store and both indexes, physically, with a receipt.
+
+Segments that held forgotten chunks are rewritten without them (their vocabulary too), the old files are deleted,
+and the SQLite file is vacuumed with secure_delete on, so no file under .ragtune/ keeps the forgotten text. The
+receipt records ids and counts only, never the text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ragtune.errors import CorpusError
+from ragtune.index.merge import next_segment_id
+from ragtune.index.segment import Segment
+from ragtune.project import Project
+from ragtune.store.db import Store, utcnow
+
+
+@dataclass
+class Receipt:
+    """Proof of a deletion: what was removed, how much, when, and how long it took."""
+
+    receipt_id: str
+    created_at: str
+    documents: list[dict[str, Any]] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    segments_rewritten: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.not_found
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def forget(project: Project, doc_ids: list[str] | None = None, source: str | None = None) -> Receipt:
+    """Remove documents (by id, or every document of a source) from everywhere they went."""
+    started = time.perf_counter()
+    store = project.store
+    wanted = list(dict.fromkeys(doc_ids or []))
+    if source is not None:
+        wanted += [r[0] for r in store.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))
+                   if r[0] not in wanted]
+    if not wanted and source is None:
+        raise CorpusError("nothing to forget; give document ids or --source NAME")
+    receipt = Receipt(receipt_id=f"rcpt-{uuid.uuid4().hex[:12]}", created_at=utcnow())
+    found: list[dict[str, Any]] = []
+    for doc_id in wanted:
+        row = store.db.execute("SELECT doc_id, source FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            receipt.not_found.append(doc_id)
+            continue
+        versions = store.db.execute("SELECT COUNT(*) FROM versions WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+        chunks = store.db.execute("SELECT COUNT(*) FROM chunks WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+        found.append({"doc_id": doc_id, "source": row["source"], "versions": versions, "chunks": chunks})
+    gone_ids = [d["doc_id"] for d in found]
+    gone_chunks: set[str] = set()
+    seg_ids: set[int] = set()
+    for i in range(0, len(gone_ids), 500):
+        part = gone_ids[i : i + 500]
+        marks = ",".join("?" * len(part))
+        for cid, seg in store.db.execute(f"SELECT chunk_id, seg_id FROM chunks WHERE doc_id IN ({marks})", part):
+            gone_chunks.add(cid)
+            seg_ids.add(seg)
+    # Rewrite each affected segment without the forgotten chunks, then swap them in with the row deletions.
+    rewritten: list[tuple[int, Segment]] = []
+    for seg_id in sorted(seg_ids):
+        seg = Segment.load(project.index_dir, seg_id)
+        keep = np.asarray([cid not in gone_chunks for cid in seg.chunk_ids], dtype=bool)
+        new = seg.select(keep, next_segment_id(store))
+        if len(new):
+            new.save(project.index_dir)
+        rewritten.append((seg_id, new))
+    receipt.documents = found
+    receipt.totals = {
+        "documents": len(found),
+        "versions": sum(d["versions"] for d in found),
+        "chunks": sum(d["chunks"] for d in found),
+    }
+    receipt.segments_rewritten = len(rewritten)
+    try:
+        with store.transaction() as db:
+            for i in range(0, len(gone_ids), 500):
+                part = gone_ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+                db.execute(f"DELETE FROM versions WHERE doc_id IN ({marks})", part)
+                db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
+            for old, new in rewritten:
+                if len(new):
+                    db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
+                    db.executemany("UPDATE chunks SET seg_id = ? WHERE chunk_id = ?",
+                                   [(new.seg_id, c) for c in new.chunk_ids])
+                db.execute("DELETE FROM segments WHERE seg_id = ?", (old,))
+            Store.bump_generation(db)
+            receipt.seconds = round(time.perf_counter() - started, 3)
+            db.execute(
+                "INSERT INTO receipts VALUES (?, 'forget', ?, ?)",
+                (receipt.receipt_id, receipt.created_at, json.dumps(receipt.to_json())),
+            )
+    except BaseException:
+        for _, new in rewritten:
+            Segment.delete_files(project.index_dir, new.seg_id)
+        raise
+    for old, _ in rewritten:
+        Segment.delete_files(project.index_dir, old)
+    if found:
+        store.compact()
+    if "index" in project.__dict__:
+        project.index.refresh()
+    receipt.seconds = round(time.perf_counter() - started, 3)
+    return receipt
+
+
+def list_receipts(store: Store) -> list[dict[str, Any]]:
+    return [json.loads(r[0]) for r in store.db.execute("SELECT body FROM receipts ORDER BY created_at, receipt_id")]

@@ -1,0 +1,70 @@
+"""One exception tree for ragtune.
+
+Every error a user can cause derives from :class:`RagtuneError`. The CLI turns any of them into one line on
+stderr and an exit code; ``RAGTUNE_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class RagtuneError(Exception):
+    """Base of every error ragtune raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(RagtuneError):
+    """ragtune.toml (or an option) is missing, malformed or holds a bad value."""
+
+    exit_code = 2
+
+
+class ProjectNotFoundError(ConfigError):
+    """No ragtune project above the current folder."""
+
+
+class StoreError(RagtuneError):
+    """The SQLite store or an index file is unusable."""
+
+
+class CorpusError(RagtuneError):
+    """A document, its metadata or its rights are invalid."""
+
+
+class IngestError(CorpusError):
+    """One input (a file, or one JSONL line) could not be ingested.
+
+    ``where`` is ``path`` or ``path:line``; ``str(err)`` is the one line shown to the user.
+    """
+
+    def __init__(self, where: str, problem: str, fix: str, path: str | None = None) -> None:
+        self.where = where
+        self.path = path or where
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{where}: {problem}; {fix}")
+
+
+class RetrievalError(RagtuneError):
+    """A search could not run (bad filter, empty index, unknown stage)."""
+
+
+class ModelError(RagtuneError):
+    """A model could not be found, loaded or run."""
+
+
+class BenchmarkError(RagtuneError):
+    """A benchmark's input data is missing or malformed."""
+
+
+__all__ = [
+    "BenchmarkError",
+    "ConfigError",
+    "CorpusError",
+    "IngestError",
+    "ModelError",
+    "ProjectNotFoundError",
+    "RagtuneError",
+    "RetrievalError",
+    "StoreError",
+]

@@ -1,0 +1,1 @@
+"""Indexes beside the store: BM25 keyword postings and dense vectors, in segments."""

@@ -1,0 +1,177 @@
+"""The in-memory view of every live segment, with the per-chunk facts that filters need.
+
+Filters (validity at a date, access groups, source, retrieval rights) become one boolean mask over all chunks,
+applied before any ranking: a filtered chunk gets no score at all, and BM25's statistics (document frequency,
+average length) are computed over the visible chunks only, as if the others did not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from ragtune.config import RetrievalSection
+from ragtune.index.segment import Segment
+from ragtune.store.db import Store
+
+FOREVER = np.iinfo(np.int64).max
+
+
+def epoch(value: str | datetime | None) -> int:
+    if value is None:
+        return int(FOREVER)
+    dt = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Who is asking, and about when. ``as_of`` None means now; ``sources`` empty means every source."""
+
+    as_of: datetime | None = None
+    groups: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+
+class ChunkTable:
+    """Per-chunk filter facts as numpy arrays, aligned with the segments' chunk order."""
+
+    def __init__(self, store: Store, chunk_ids: list[str]) -> None:
+        n = len(chunk_ids)
+        self.chunk_ids = chunk_ids
+        self.position = {cid: i for i, cid in enumerate(chunk_ids)}
+        self.valid_from = np.zeros(n, dtype=np.int64)
+        self.valid_to = np.full(n, FOREVER, dtype=np.int64)
+        self.acl = np.zeros(n, dtype=np.int32)
+        self.source = np.zeros(n, dtype=np.int32)
+        self.retrievable = np.zeros(n, dtype=bool)
+        self.acl_sets: list[frozenset[str]] = []
+        self.sources: list[str] = []
+        acl_ids: dict[str, int] = {}
+        source_ids: dict[str, int] = {}
+        rows = store.db.execute(
+            "SELECT c.chunk_id, v.valid_from, v.valid_to, d.groups, d.source, d.may_retrieve "
+            "FROM chunks c JOIN versions v USING (doc_id, version) JOIN documents d USING (doc_id)"
+        )
+        for chunk_id, valid_from, valid_to, groups, source, may_retrieve in rows:
+            i = self.position.get(chunk_id)
+            if i is None:
+                continue  # committed after this view was loaded; the next refresh picks it up
+            self.valid_from[i] = epoch(valid_from)
+            self.valid_to[i] = epoch(valid_to)
+            if groups not in acl_ids:
+                acl_ids[groups] = len(self.acl_sets)
+                self.acl_sets.append(frozenset(json.loads(groups)))
+            self.acl[i] = acl_ids[groups]
+            if source not in source_ids:
+                source_ids[source] = len(self.sources)
+                self.sources.append(source)
+            self.source[i] = source_ids[source]
+            self.retrievable[i] = bool(may_retrieve)
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        when = int((filters.as_of or datetime.now(UTC)).timestamp())
+        mask = self.retrievable & (self.valid_from <= when) & (when < self.valid_to)
+        asker = set(filters.groups)
+        visible_acl = [i for i, groups in enumerate(self.acl_sets) if not groups or groups & asker]
+        if len(visible_acl) < len(self.acl_sets):
+            mask &= np.isin(self.acl, visible_acl)
+        if filters.sources:
+            wanted = [i for i, s in enumerate(self.sources) if s in filters.sources]
+            mask &= np.isin(self.source, wanted)
+        return mask
+
+
+class Index:
+    """Every live segment of a project, searchable in process; reloads when the store's generation moves.
+
+    >>> index = Index.load(store, Path(".ragtune/index"), RetrievalSection())
+    >>> scores = index.bm25(["rate", "limit"], index.table.mask(Filters()))
+    """
+
+    def __init__(self, store: Store, folder: Path, settings: RetrievalSection) -> None:
+        self.store = store
+        self.folder = folder
+        self.settings = settings
+        self.segments: list[Segment] = []
+        self.offsets: list[int] = []
+        self.table = ChunkTable(store, [])
+        self.generation = -1
+        self.dim = 0
+        self.doclen = np.zeros(0, dtype=np.float32)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, store: Store, folder: Path, settings: RetrievalSection) -> Index:
+        index = cls(store, folder, settings)
+        index.refresh()
+        return index
+
+    def __len__(self) -> int:
+        return len(self.table.chunk_ids)
+
+    def refresh(self) -> bool:
+        """Bring the view up to date with the store; returns whether anything changed."""
+        with self._lock:
+            generation = self.store.generation()
+            if generation == self.generation:
+                return False
+            seg_ids = [row[0] for row in self.store.db.execute("SELECT seg_id FROM segments ORDER BY seg_id")]
+            loaded = {seg.seg_id: seg for seg in self.segments}
+            self.segments = [loaded.get(s) or Segment.load(self.folder, s) for s in seg_ids]
+            self.offsets = list(np.cumsum([0] + [len(s) for s in self.segments])[:-1])
+            self.table = ChunkTable(self.store, [cid for s in self.segments for cid in s.chunk_ids])
+            self.doclen = np.concatenate([s.doclen for s in self.segments]) if self.segments else self.doclen[:0]
+            self.dim = next((s.vectors.shape[1] for s in self.segments if len(s)), 0)
+            self.generation = generation
+            return True
+
+    def bm25(self, terms: list[str], mask: np.ndarray) -> np.ndarray:
+        """BM25 (Lucene's idf) of every chunk for ``terms``, over the visible chunks only; hidden chunks score 0."""
+        k1, b = self.settings.bm25_k1, self.settings.bm25_b
+        scores = np.zeros(len(mask), dtype=np.float32)
+        n_visible = int(mask.sum())
+        if n_visible == 0 or not terms:
+            return scores
+        doclen = self.doclen
+        avgdl = float(doclen[mask].mean()) or 1.0
+        norm = k1 * (1.0 - b + b * doclen / avgdl)
+        for term, qtf in _counts(terms).items():
+            hits = []
+            df = 0
+            for seg, offset in zip(self.segments, self.offsets, strict=True):
+                found = seg.postings(term)
+                if found is None:
+                    continue
+                docs = found[0].astype(np.int64) + offset
+                keep = mask[docs]
+                docs, tfs = docs[keep], found[1][keep]
+                df += len(docs)
+                hits.append((docs, tfs))
+            if df == 0:
+                continue
+            idf = np.log(1.0 + (n_visible - df + 0.5) / (df + 0.5))
+            for docs, tfs in hits:
+                scores[docs] += qtf * idf * tfs * (k1 + 1.0) / (tfs + norm[docs])
+        return scores
+
+    def cosine(self, query: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every chunk with a normalised query vector; hidden chunks get -inf."""
+        parts = [np.asarray(s.vectors) @ query for s in self.segments if len(s)]
+        scores = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+        scores[~mask] = -np.inf
+        return scores
+
+
+def _counts(terms: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in terms:
+        out[t] = out.get(t, 0) + 1
+    return out

@@ -1,0 +1,52 @@
+"""Keeping the number of segments small: every ingest adds one, and queries visit each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ragtune.index.segment import Segment
+from ragtune.store.db import Store, utcnow
+
+MAX_SEGMENTS = 8
+
+
+def next_segment_id(store: Store) -> int:
+    """A segment id never used before, even by a segment since merged or rewritten away."""
+    last = int(store.get_meta("last_segment", "0") or 0)
+    last = max(last, store.db.execute("SELECT COALESCE(MAX(seg_id), 0) FROM segments").fetchone()[0])
+    with store.transaction() as db:
+        Store.set_meta(db, "last_segment", str(last + 1))
+    return int(last + 1)
+
+
+def replace_segments(store: Store, folder: Path, old: list[int], new: Segment | None) -> None:
+    """Swap segments in one transaction: ``new`` (already saved) replaces ``old``; chunks follow by id."""
+    try:
+        with store.transaction() as db:
+            if new is not None and len(new):
+                db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
+                db.executemany("UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids])
+            marks = ",".join("?" * len(old))
+            db.execute(f"DELETE FROM segments WHERE seg_id IN ({marks})", old)
+            Store.bump_generation(db)
+    except BaseException:
+        if new is not None:
+            Segment.delete_files(folder, new.seg_id)
+        raise
+    for seg_id in old:
+        Segment.delete_files(folder, seg_id)
+    if new is not None and not len(new):
+        Segment.delete_files(folder, new.seg_id)
+
+
+def merge_small_segments(store: Store, folder: Path, max_segments: int = MAX_SEGMENTS) -> bool:
+    """Merge the smallest segments into one while there are more than ``max_segments``."""
+    rows = store.db.execute("SELECT seg_id, n_chunks FROM segments ORDER BY n_chunks, seg_id").fetchall()
+    if len(rows) <= max_segments:
+        return False
+    # Merge the smallest half: sizes stay roughly geometric, so each chunk is rewritten O(log n) times.
+    victims = sorted(r[0] for r in rows[: max(2, len(rows) - max_segments // 2)])
+    merged = Segment.merge([Segment.load(folder, s) for s in victims], next_segment_id(store))
+    merged.save(folder)
+    replace_segments(store, folder, victims, merged)
+    return True

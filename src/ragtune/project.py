@@ -1,0 +1,98 @@
+"""A ragtune project: ``ragtune.toml`` plus the ``.ragtune/`` folder (store and indexes).
+
+Commands find the project by walking up from the current folder, as git does, or take ``--project DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragtune.config import CONFIG_FILE, Config, load_config, render_template
+from ragtune.errors import ConfigError, ProjectNotFoundError
+from ragtune.store import Store
+
+if TYPE_CHECKING:
+    from ragtune.index.embedder import Embedder
+    from ragtune.index.index import Index
+
+STATE_DIR = ".ragtune"
+STORE_FILE = "ragtune.db"
+INDEX_DIR = "index"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` holding a ragtune.toml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise ProjectNotFoundError(
+        f"no {CONFIG_FILE} in {here} or any folder above it; run `ragtune init` or pass --project DIR"
+    )
+
+
+def init_project(folder: Path) -> tuple[Path, bool]:
+    """Create ragtune.toml and .ragtune/ in ``folder``; returns (folder, created). Existing files are kept."""
+    folder = folder.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: exists and is not a folder; choose another path")
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / CONFIG_FILE
+    created = not config_path.exists()
+    if created:
+        config_path.write_text(render_template(), encoding="utf-8")
+    else:
+        load_config(config_path)  # refuse to build on a broken configuration
+    (folder / STATE_DIR / INDEX_DIR).mkdir(parents=True, exist_ok=True)
+    Store(folder / STATE_DIR / STORE_FILE).close()
+    return folder, created
+
+
+class Project:
+    """An opened project. Building one reads the config only; models and indexes load on first use.
+
+    >>> project = Project.open()            # walks up from the current folder
+    >>> project.search("rate limit", k=3)
+    """
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = root
+        self.config = config
+        self.state_dir = root / STATE_DIR
+        self.index_dir = self.state_dir / INDEX_DIR
+
+    @classmethod
+    def open(cls, folder: Path | None = None) -> Project:
+        if folder is None and os.environ.get("RAGTUNE_PROJECT"):
+            folder = Path(os.environ["RAGTUNE_PROJECT"])
+        if folder is not None and not (folder / CONFIG_FILE).is_file():
+            raise ProjectNotFoundError(f"{folder}: no {CONFIG_FILE} here; run `ragtune init {folder}` first")
+        root = find_root(folder)
+        config = load_config(root / CONFIG_FILE)
+        if not (root / STATE_DIR).is_dir():
+            (root / STATE_DIR / INDEX_DIR).mkdir(parents=True)
+        return cls(root, config)
+
+    @cached_property
+    def store(self) -> Store:
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return Store(self.state_dir / STORE_FILE)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        from ragtune.index.embedder import make_embedder
+
+        return make_embedder(self.config.embedder)
+
+    @cached_property
+    def index(self) -> Index:
+        from ragtune.index.index import Index
+
+        return Index.load(self.store, self.index_dir, self.config.retrieval)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

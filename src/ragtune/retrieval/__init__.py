@@ -1,0 +1,1 @@
+"""Retrieval: keyword and dense search over the visible chunks, fused, optionally reranked."""
