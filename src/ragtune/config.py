@@ -178,3 +178,7 @@ def reference_markdown() -> str:
             out.append(f"| `{key}` | `{_toml_value(default)}` | {sub.description}{_allowed(sub.annotation)} |")
         out.append("")
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

@@ -68,8 +68,8 @@ class Project:
     def open(cls, folder: Path | None = None) -> Project:
         if folder is None and os.environ.get("RAGTUNE_PROJECT"):
             folder = Path(os.environ["RAGTUNE_PROJECT"])
-        if folder is not None and not (folder / CONFIG_FILE).is_file():
-            raise ProjectNotFoundError(f"{folder}: no {CONFIG_FILE} here; run `ragtune init {folder}` first")
+        if folder is not None and not folder.is_dir():
+            raise ProjectNotFoundError(f"{folder}: no such folder; run `ragtune init {folder}` first")
         root = find_root(folder)
         config = load_config(root / CONFIG_FILE)
         if not (root / STATE_DIR).is_dir():

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from ragtune.config import Config, load_config, parse_config, reference_markdown, render_template
+from ragtune.errors import ConfigError, ProjectNotFoundError
+from ragtune.project import Project, find_root, init_project
+
+
+def test_template_round_trips_to_the_defaults() -> None:
+    text = render_template()
+    assert "# Weight of BM25 in the fusion." in text
+    assert parse_config(tomllib.loads(text)) == Config()
+
+
+def test_round_trip_keeps_changed_values() -> None:
+    cfg = Config()
+    cfg.retrieval.fusion = "zscore"
+    cfg.corpus.chunk_tokens = 128
+    assert parse_config(tomllib.loads(render_template(cfg))) == cfg
+
+
+def test_unknown_key_names_file_key_and_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "ragtune.toml"
+    path.write_text("[retrieval]\nfusin = 'rrf'\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and "retrieval.fusin" in message and "fusion" in message
+
+
+def test_bad_choice_lists_allowed_values(tmp_path: Path) -> None:
+    path = tmp_path / "ragtune.toml"
+    path.write_text("[retrieval]\nfusion = 'max'\n")
+    with pytest.raises(ConfigError, match=r"retrieval.fusion = 'max' is not allowed; use one of 'rrf' or 'zscore'"):
+        load_config(path)
+
+
+def test_bad_number_and_bad_toml(tmp_path: Path) -> None:
+    path = tmp_path / "ragtune.toml"
+    path.write_text("[corpus]\nchunk_tokens = 4\n")
+    with pytest.raises(ConfigError, match="corpus.chunk_tokens = 4"):
+        load_config(path)
+    path.write_text("[corpus\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    path = tmp_path / "ragtune.toml"
+    path.write_text("[retrival]\nk = 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'retrival'; allowed keys here: corpus, embedder, project"):
+        load_config(path)
+
+
+def test_init_and_walk_up(tmp_path: Path) -> None:
+    root, created = init_project(tmp_path / "p")
+    assert created and (root / "ragtune.toml").is_file() and (root / ".ragtune" / "ragtune.db").is_file()
+    assert init_project(root) == (root, False)  # idempotent, keeps the file
+    deep = root / "a" / "b"
+    deep.mkdir(parents=True)
+    assert find_root(deep) == root
+    assert Project.open(deep).root == root
+
+
+def test_no_project_found(tmp_path: Path) -> None:
+    with pytest.raises(ProjectNotFoundError, match="ragtune init"):
+        find_root(tmp_path)
+
+
+def test_reference_docs_are_generated_from_the_code() -> None:
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == reference_markdown() + "\n", "run `python -m ragtune.config > docs/configuration.md`"
