@@ -42,7 +42,7 @@ def test_bad_choice_lists_allowed_values(tmp_path: Path) -> None:
 def test_bad_number_and_bad_toml(tmp_path: Path) -> None:
     path = tmp_path / "ragtune.toml"
     path.write_text("[corpus]\nchunk_tokens = 4\n")
-    with pytest.raises(ConfigError, match="corpus.chunk_tokens = 4"):
+    with pytest.raises(ConfigError, match=r"corpus\.chunk_tokens = 4"):
         load_config(path)
     path.write_text("[corpus\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -73,4 +73,6 @@ def test_no_project_found(tmp_path: Path) -> None:
 
 def test_reference_docs_are_generated_from_the_code() -> None:
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-    assert doc.read_text(encoding="utf-8") == reference_markdown() + "\n", "run `python -m ragtune.config > docs/configuration.md`"
+    assert doc.read_text(encoding="utf-8") == reference_markdown() + "\n", (
+        "run `python -m ragtune.config > docs/configuration.md`"
+    )

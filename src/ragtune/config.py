@@ -155,7 +155,7 @@ def render_template(config: Config | None = None) -> str:
     """The commented ragtune.toml written by ``ragtune init``, generated from the field descriptions."""
     config = config or Config()
     lines = ["# ragtune configuration. Every key is optional; the values shown are the defaults.", ""]
-    for name, field in Config.model_fields.items():
+    for name, _field in Config.model_fields.items():
         section = getattr(config, name)
         lines.append(f"# {type(section).__doc__}")
         lines.append(f"[{name}]")

@@ -34,7 +34,9 @@ def test_incremental_versions_and_as_of(project: Project, docs: Path) -> None:
     assert sorted(first.added) == ["docs/pricing.md", "docs/support.md"] and first.ok
 
     again = ingest(project, docs, valid_from="2026-01-12")
-    assert again.added == [] and again.updated == [] and sorted(again.unchanged) == ["docs/pricing.md", "docs/support.md"]
+    assert (
+        again.added == [] and again.updated == [] and sorted(again.unchanged) == ["docs/pricing.md", "docs/support.md"]
+    )
     assert again.chunks == 0
 
     pricing.write_text("# Pricing\n\nThe Pro plan allows 900 requests per minute.")
@@ -51,7 +53,9 @@ def test_incremental_versions_and_as_of(project: Project, docs: Path) -> None:
     r = retriever(project)
     now = r.search("Pro plan requests per minute", k=1).hits[0]
     assert (now.doc_id, now.version) == ("docs/pricing.md", 2) and "900" in now.text
-    past = r.search("Pro plan requests per minute", k=1, filters=Filters(as_of=parse_when("2026-01-10", end_of_day=True)))
+    past = r.search(
+        "Pro plan requests per minute", k=1, filters=Filters(as_of=parse_when("2026-01-10", end_of_day=True))
+    )
     assert past.hits[0].version == 1 and "600" in past.hits[0].text
     # before anything was valid, nothing is visible
     assert r.search("Pro plan", filters=Filters(as_of=parse_when("2025-12-31"))).hits == []

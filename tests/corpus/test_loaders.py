@@ -15,10 +15,16 @@ def read(paths: list[Path], root: Path, max_bytes: int = 10_000_000, **kw: objec
 def test_markdown_text_html_jsonl(tmp_path: Path) -> None:
     write(tmp_path / "d" / "a.md", "# Alpha guide\n\nBody.")
     write(tmp_path / "d" / "b.txt", "Plain text.")
-    write(tmp_path / "d" / "c.html", "<html><head><title>Gamma</title><style>p{}</style></head>"
-          "<body><script>var secret='js';</script><h2>Part</h2><p>Visible text.</p><ul><li>one</li></ul></body></html>")
-    write(tmp_path / "d" / "e.jsonl", '{"id": "rel-1", "text": "Webhooks.", "title": "R1", "metadata": '
-          '{"license": "CC0", "groups": ["eng"], "no_training": true, "owner": "pm", "valid_from": "2026-01-05"}}\n')
+    write(
+        tmp_path / "d" / "c.html",
+        "<html><head><title>Gamma</title><style>p{}</style></head>"
+        "<body><script>var secret='js';</script><h2>Part</h2><p>Visible text.</p><ul><li>one</li></ul></body></html>",
+    )
+    write(
+        tmp_path / "d" / "e.jsonl",
+        '{"id": "rel-1", "text": "Webhooks.", "title": "R1", "metadata": '
+        '{"license": "CC0", "groups": ["eng"], "no_training": true, "owner": "pm", "valid_from": "2026-01-05"}}\n',
+    )
     write(tmp_path / "d" / "img.png", "not really")
     res = read([tmp_path / "d"], tmp_path, license="MIT")
     assert res.errors == []
@@ -100,8 +106,10 @@ def test_jsonl_bad_lines_name_their_line(tmp_path: Path) -> None:
 
 
 def test_html_tables_and_headings() -> None:
-    title, text = html_to_text("<h1>Plans</h1><table><tr><th>Plan</th><th>Price</th></tr><tr><td>Pro</td>"
-                               "<td>49 €</td></tr></table><!-- hidden comment -->")
+    title, text = html_to_text(
+        "<h1>Plans</h1><table><tr><th>Plan</th><th>Price</th></tr><tr><td>Pro</td>"
+        "<td>49 €</td></tr></table><!-- hidden comment -->"
+    )
     assert title == "Plans"
     assert text.splitlines()[0] == "# Plans"
     assert "Pro | 49 €" in text and "hidden" not in text

@@ -19,8 +19,11 @@ SECRET = "The finance refund threshold is 500 euros and needs the finance lead's
 
 @pytest.fixture
 def corpus(project: Project, docs: Path) -> Retriever:
-    write(docs / "public" / "pricing.md", "# Pricing\n\n## Pro\n\nThe Pro plan costs 49 euros per month.\n\n"
-          "## Team\n\nThe Team plan costs 99 euros per month.")
+    write(
+        docs / "public" / "pricing.md",
+        "# Pricing\n\n## Pro\n\nThe Pro plan costs 49 euros per month.\n\n"
+        "## Team\n\nThe Team plan costs 99 euros per month.",
+    )
     write(docs / "public" / "support.md", "# Support\n\nSupport answers within four hours on weekdays.")
     write(docs / "finance" / "refunds.txt", SECRET)
     write(docs / "hidden" / "draft.md", "Draft: the refund threshold will become 700 euros.")
@@ -45,7 +48,9 @@ def test_groups_rights_and_source_filters_hold_in_every_mode(corpus: Retriever, 
     assert "docs/finance/refunds.txt" not in other
     member = corpus.search(query, k=3, filters=Filters(groups=("finance", "sales")), mode=mode)  # type: ignore[arg-type]
     assert member.hits[0].doc_id == "docs/finance/refunds.txt" and member.hits[0].text == SECRET
-    assert "docs/hidden/draft.md" not in ids(corpus.search(query, k=50, filters=Filters(groups=("finance",)), mode=mode))  # type: ignore[arg-type]
+    assert "docs/hidden/draft.md" not in ids(
+        corpus.search(query, k=50, filters=Filters(groups=("finance",)), mode=mode)
+    )  # type: ignore[arg-type]
     only = ids(corpus.search("plan price", k=50, filters=Filters(sources=("handbook",)), mode=mode))  # type: ignore[arg-type]
     assert only and all(i.startswith("docs/public/") for i in only)
 

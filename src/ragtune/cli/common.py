@@ -23,8 +23,12 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def project_option(fn: F) -> F:
     """``--project DIR``: use that project instead of the one found above the current folder."""
     return click.option(
-        "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-        envvar="RAGTUNE_PROJECT", help="Project folder (default: found by walking up from the current folder).",
+        "--project",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="RAGTUNE_PROJECT",
+        help="Project folder (default: found by walking up from the current folder).",
     )(fn)
 
 
@@ -52,7 +56,11 @@ def progress_bar(label: str, total: int, enabled: bool) -> Iterator[Callable[[in
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)

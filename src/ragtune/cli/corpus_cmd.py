@@ -22,15 +22,25 @@ from ragtune.errors import CorpusError
 @click.option("--license", "license_", help="Licence of these documents, e.g. CC-BY-4.0 (default from ragtune.toml).")
 @click.option("--no-training", is_flag=True, help="These documents may be retrieved but never used for training.")
 @click.option("--no-retrieval", is_flag=True, help="These documents may never be retrieved (kept for lineage only).")
-@click.option("--groups", help="Comma-separated access groups; only searches made with one of them see these documents.")
+@click.option(
+    "--groups", help="Comma-separated access groups; only searches made with one of them see these documents."
+)
 @click.option("--owner", help="Who owns these documents (a team or a person).")
 @click.option("--valid-from", help="When this content became valid (YYYY-MM-DD or ISO datetime; default: now).")
 @click.option("--sync", is_flag=True, help="Retire documents of the source that are no longer among PATHS.")
 @project_option
 @json_option
 def ingest_cmd(
-    paths: tuple[Path, ...], source: str | None, license_: str | None, no_training: bool, no_retrieval: bool,
-    groups: str | None, owner: str | None, valid_from: str | None, sync: bool, project_dir: Path | None,
+    paths: tuple[Path, ...],
+    source: str | None,
+    license_: str | None,
+    no_training: bool,
+    no_retrieval: bool,
+    groups: str | None,
+    owner: str | None,
+    valid_from: str | None,
+    sync: bool,
+    project_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Ingest Markdown, text, HTML and JSONL files; unchanged documents are skipped, changed ones get a new version.
@@ -125,13 +135,23 @@ def docs_list(source: str | None, project_dir: Path | None, as_json: bool) -> No
     rows = store.db.execute(
         "SELECT d.*, (SELECT MAX(version) FROM versions v WHERE v.doc_id = d.doc_id) AS versions, "
         "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id) AS chunks FROM documents d "
-        + ("WHERE d.source = ? " if source else "") + "ORDER BY d.doc_id",
+        + ("WHERE d.source = ? " if source else "")
+        + "ORDER BY d.doc_id",
         (source,) if source else (),
     ).fetchall()
     docs = [
-        {"doc_id": r["doc_id"], "source": r["source"], "status": r["status"], "versions": r["versions"],
-         "chunks": r["chunks"], "license": r["license"], "may_retrieve": bool(r["may_retrieve"]),
-         "may_train": bool(r["may_train"]), "groups": json.loads(r["groups"]), "owner": r["owner"]}
+        {
+            "doc_id": r["doc_id"],
+            "source": r["source"],
+            "status": r["status"],
+            "versions": r["versions"],
+            "chunks": r["chunks"],
+            "license": r["license"],
+            "may_retrieve": bool(r["may_retrieve"]),
+            "may_train": bool(r["may_train"]),
+            "groups": json.loads(r["groups"]),
+            "owner": r["owner"],
+        }
         for r in rows
     ]
     if as_json:
@@ -141,8 +161,17 @@ def docs_list(source: str | None, project_dir: Path | None, as_json: bool) -> No
 
     table = Table("doc_id", "source", "status", "v", "chunks", "licence", "train", "groups", "owner")
     for d in docs:
-        table.add_row(d["doc_id"], d["source"], d["status"], str(d["versions"]), str(d["chunks"]), d["license"],
-                      "yes" if d["may_train"] else "no", ",".join(d["groups"]) or "public", d["owner"] or "-")
+        table.add_row(
+            d["doc_id"],
+            d["source"],
+            d["status"],
+            str(d["versions"]),
+            str(d["chunks"]),
+            d["license"],
+            "yes" if d["may_train"] else "no",
+            ",".join(d["groups"]) or "public",
+            d["owner"] or "-",
+        )
     console.print(table)
 
 
@@ -157,22 +186,34 @@ def docs_show(doc_id: str, project_dir: Path | None, as_json: bool) -> None:
     if doc is None:
         raise CorpusError(f"{doc_id}: no such document; see `ragtune docs list`")
     versions = [
-        {"version": v["version"], "valid_from": v["valid_from"], "valid_to": v["valid_to"],
-         "content_hash": v["content_hash"], "title": v["title"], "chars": v["chars"], "chunks": v["chunks"]}
+        {
+            "version": v["version"],
+            "valid_from": v["valid_from"],
+            "valid_to": v["valid_to"],
+            "content_hash": v["content_hash"],
+            "title": v["title"],
+            "chars": v["chars"],
+            "chunks": v["chunks"],
+        }
         for v in store.db.execute(
             "SELECT v.*, length(v.text) AS chars, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id = v.doc_id AND "
-            "c.version = v.version) AS chunks FROM versions v WHERE doc_id = ? ORDER BY version", (doc_id,)
+            "c.version = v.version) AS chunks FROM versions v WHERE doc_id = ? ORDER BY version",
+            (doc_id,),
         )
     ]
-    data = {k: doc[k] for k in doc.keys()} | {"groups": json.loads(doc["groups"]), "versions": versions}
+    data = {k: doc[k] for k in doc} | {"groups": json.loads(doc["groups"]), "versions": versions}
     if as_json:
         emit_json(data)
         return
-    console.print(f"{doc_id}  source={doc['source']}  status={doc['status']}  licence={doc['license']}  "
-                  f"train={'yes' if doc['may_train'] else 'no'}  groups={','.join(data['groups']) or 'public'}")
+    console.print(
+        f"{doc_id}  source={doc['source']}  status={doc['status']}  licence={doc['license']}  "
+        f"train={'yes' if doc['may_train'] else 'no'}  groups={','.join(data['groups']) or 'public'}"
+    )
     for v in versions:
-        console.print(f"  v{v['version']}  {v['valid_from']} → {v['valid_to'] or 'current'}  {v['chunks']} chunks  "
-                      f"{v['content_hash'][:12]}")
+        console.print(
+            f"  v{v['version']}  {v['valid_from']} → {v['valid_to'] or 'current'}  {v['chunks']} chunks  "
+            f"{v['content_hash'][:12]}"
+        )
 
 
 def register(cli: click.Group) -> None:

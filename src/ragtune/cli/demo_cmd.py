@@ -1,5 +1,36 @@
+"""ragtune demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
+
+from ragtune.cli.common import console, emit_json, json_option
+
+
+@click.command("demo")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("ragtune-demo"),
+    show_default=True,
+    help="Where to build the demo project (an earlier demo there is replaced).",
+)
+@json_option
+def demo_cmd(folder: Path, as_json: bool) -> None:
+    """Run the bundled example offline: four weeks of a changing handbook, ingested, searched, updated."""
+    from ragtune.demo import run_demo
+
+    result = run_demo(folder, say=(lambda _: None) if as_json else console.print)
+    if as_json:
+        emit_json(result)
+        return
+    console.print(f"\nthe demo project is in {result['project']}; try:")
+    console.print(f'  ragtune search "What is the Pro plan\'s API rate limit?" --project {result["project"]}')
+    console.print(f'  ragtune search "Pro plan rate limit" --as-of 2026-01-05 --project {result["project"]}')
 
 
 def register(cli: click.Group) -> None:
-    pass
+    cli.add_command(demo_cmd)

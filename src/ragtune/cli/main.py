@@ -16,7 +16,10 @@ from ragtune.errors import RagtuneError
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="ragtune")
 @click.option(
-    "--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Project folder (default: found by walking up from the current folder).",
 )
 @click.pass_context

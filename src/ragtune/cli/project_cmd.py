@@ -22,7 +22,9 @@ def init_cmd(folder: Path, as_json: bool) -> None:
         return
     verb = "created" if created else "already a project; kept"
     console.print(f"{verb} {root / CONFIG_FILE} and {root / STATE_DIR}/")
-    console.print(f"next: ragtune ingest DOCS/ --project {root}" if root != Path.cwd().resolve() else "next: ragtune ingest DOCS/")
+    console.print(
+        f"next: ragtune ingest DOCS/ --project {root}" if root != Path.cwd().resolve() else "next: ragtune ingest DOCS/"
+    )
 
 
 def register(cli: click.Group) -> None:

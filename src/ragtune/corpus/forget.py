@@ -48,8 +48,11 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
     store = project.store
     wanted = list(dict.fromkeys(doc_ids or []))
     if source is not None:
-        wanted += [r[0] for r in store.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))
-                   if r[0] not in wanted]
+        wanted += [
+            r[0]
+            for r in store.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))
+            if r[0] not in wanted
+        ]
     if not wanted and source is None:
         raise CorpusError("nothing to forget; give document ids or --source NAME")
     receipt = Receipt(receipt_id=f"rcpt-{uuid.uuid4().hex[:12]}", created_at=utcnow())
@@ -98,8 +101,9 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
             for old, new in rewritten:
                 if len(new):
                     db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
-                    db.executemany("UPDATE chunks SET seg_id = ? WHERE chunk_id = ?",
-                                   [(new.seg_id, c) for c in new.chunk_ids])
+                    db.executemany(
+                        "UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids]
+                    )
                 db.execute("DELETE FROM segments WHERE seg_id = ?", (old,))
             Store.bump_generation(db)
             receipt.seconds = round(time.perf_counter() - started, 3)

@@ -22,8 +22,8 @@ from ragtune.corpus.loaders import Defaults, read_paths
 from ragtune.corpus.model import RawDocument, iso
 from ragtune.errors import IngestError
 from ragtune.index.analyzer import Analyzer
-from ragtune.index.segment import Segment
 from ragtune.index.merge import merge_small_segments, next_segment_id
+from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store
 
@@ -95,7 +95,10 @@ def ingest_paths(
 
 
 def ingest_documents(
-    project: Project, documents: Iterable[RawDocument], *, report: IngestReport | None = None,
+    project: Project,
+    documents: Iterable[RawDocument],
+    *,
+    report: IngestReport | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest already-read documents in batches; returns when every change is committed and searchable."""
@@ -137,22 +140,28 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
         cur = current.get(doc.doc_id)
         valid_from = iso(doc.valid_from or now)
         if cur is not None and cur["status"] == "active" and cur["content_hash"] == content_hash(doc):
-            if tuple(cur[k] for k in ("source", "owner", "license", "may_retrieve", "may_train", "groups")) != _rights_row(doc):
+            if tuple(
+                cur[k] for k in ("source", "owner", "license", "may_retrieve", "may_train", "groups")
+            ) != _rights_row(doc):
                 rights_only.append(doc)
             else:
                 report.unchanged.append(doc.doc_id)
             continue
         if cur is not None and cur["valid_from"] is not None and valid_from < cur["valid_from"]:
-            report.fail(IngestError(
-                doc.where,
-                f"valid_from {valid_from} is before the current version's ({cur['valid_from']})",
-                "versions move forward in time; give a later --valid-from",
-                path=doc.path,
-            ))
+            report.fail(
+                IngestError(
+                    doc.where,
+                    f"valid_from {valid_from} is before the current version's ({cur['valid_from']})",
+                    "versions move forward in time; give a later --valid-from",
+                    path=doc.path,
+                )
+            )
             continue
         chunks = chunk_text(doc.text, doc.title, project.embedder.token_spans, project.config.corpus.chunk_tokens)
         if not chunks:
-            report.fail(IngestError(doc.where, "no indexable text", "add content or remove the document", path=doc.path))
+            report.fail(
+                IngestError(doc.where, "no indexable text", "add content or remove the document", path=doc.path)
+            )
             continue
         version = (cur["version"] or 0) + 1 if cur is not None else 1
         planned.append(_Planned(doc, version, valid_from, chunks, cur is None))
@@ -224,8 +233,17 @@ def _write_version(db: sqlite3.Connection, p: _Planned, stamp: str, seg_id: int)
     db.executemany(
         "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (chunk_id(doc.doc_id, p.version, c.ordinal), doc.doc_id, p.version, c.ordinal, c.start, c.end,
-             c.heading, c.n_tokens, seg_id)
+            (
+                chunk_id(doc.doc_id, p.version, c.ordinal),
+                doc.doc_id,
+                p.version,
+                c.ordinal,
+                c.start,
+                c.end,
+                c.heading,
+                c.n_tokens,
+                seg_id,
+            )
             for c in p.chunks
         ],
     )

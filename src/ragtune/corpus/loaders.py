@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from functools import partial
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,9 @@ def read_paths(paths: list[Path], defaults: Defaults, root: Path, max_bytes: int
                     result.skipped.append(str(path))
                 else:
                     result.errors.append(
-                        IngestError(str(path), f"unsupported file type '{path.suffix}'", f"ragtune reads {SUPPORTED_TEXT}")
+                        IngestError(
+                            str(path), f"unsupported file type '{path.suffix}'", f"ragtune reads {SUPPORTED_TEXT}"
+                        )
                     )
                 continue
             for item in _read_file(path, arg, root, source, defaults, max_bytes):
@@ -132,8 +134,12 @@ def read_paths(paths: list[Path], defaults: Defaults, root: Path, max_bytes: int
                     result.errors.append(item)
                 elif item.doc_id in seen:
                     result.errors.append(
-                        IngestError(item.where, f"duplicate document id {item.doc_id!r} (also in {seen[item.doc_id]})",
-                                    "give each document its own id", path=item.path)
+                        IngestError(
+                            item.where,
+                            f"duplicate document id {item.doc_id!r} (also in {seen[item.doc_id]})",
+                            "give each document its own id",
+                            path=item.path,
+                        )
                     )
                 else:
                     seen[item.doc_id] = item.where
@@ -220,6 +226,9 @@ def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "line"
     if err["type"] == "extra_forbidden":
+        if key.startswith("metadata."):
+            allowed = ", ".join(JsonlMetadata.model_fields)
+            return f"unknown field '{key}' (metadata takes {allowed}; put free-form fields under metadata.extra)"
         return f"unknown field '{key}'"
     if err["type"] == "missing":
         return f"missing field '{key}'"
@@ -227,7 +236,7 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Iterator[RawDocument | IngestError]:
-    fix = "each line must be {\"id\": str, \"text\": str, \"title\"?: str, \"metadata\"?: {...}}"
+    fix = 'each line must be {"id": str, "text": str, "title"?: str, "metadata"?: {...}}'
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue

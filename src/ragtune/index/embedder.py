@@ -35,7 +35,9 @@ class Embedder(Protocol):
 _REGISTRY: dict[str, Callable[[EmbedderSection], Embedder]] = {}
 
 
-def register_embedder(name: str) -> Callable[[Callable[[EmbedderSection], Embedder]], Callable[[EmbedderSection], Embedder]]:
+def register_embedder(
+    name: str,
+) -> Callable[[Callable[[EmbedderSection], Embedder]], Callable[[EmbedderSection], Embedder]]:
     """Decorator: make a factory available as ``[embedder] backend = name``."""
 
     def deco(factory: Callable[[EmbedderSection], Embedder]) -> Callable[[EmbedderSection], Embedder]:
@@ -49,7 +51,9 @@ def make_embedder(section: EmbedderSection) -> Embedder:
     try:
         factory = _REGISTRY[section.backend]
     except KeyError:
-        raise ModelError(f"unknown embedder backend {section.backend!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+        raise ModelError(
+            f"unknown embedder backend {section.backend!r}; known: {', '.join(sorted(_REGISTRY))}"
+        ) from None
     return factory(section)
 
 
@@ -100,8 +104,8 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
+                hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
 
                 self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         return self._model

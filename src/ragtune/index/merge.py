@@ -25,7 +25,9 @@ def replace_segments(store: Store, folder: Path, old: list[int], new: Segment | 
         with store.transaction() as db:
             if new is not None and len(new):
                 db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
-                db.executemany("UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids])
+                db.executemany(
+                    "UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids]
+                )
             marks = ",".join("?" * len(old))
             db.execute(f"DELETE FROM segments WHERE seg_id IN ({marks})", old)
             Store.bump_generation(db)

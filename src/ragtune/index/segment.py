@@ -81,7 +81,11 @@ class Segment:
         """A new segment holding only the chunks where ``keep`` is true; unused terms are dropped."""
         new_index = np.cumsum(keep) - 1
         posting_keep = keep[self.docs]
-        term_counts = np.add.reduceat(posting_keep.astype(np.int64), self.indptr[:-1]) if len(self.docs) else np.zeros(0, np.int64)
+        term_counts = (
+            np.add.reduceat(posting_keep.astype(np.int64), self.indptr[:-1])
+            if len(self.docs)
+            else np.zeros(0, np.int64)
+        )
         # reduceat misreads empty rows; every stored term has at least one posting, so rows are never empty
         terms = sorted(self.vocab, key=self.vocab.__getitem__)
         live_terms = [t for t, c in zip(terms, term_counts, strict=True) if c > 0]

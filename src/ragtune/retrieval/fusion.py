@@ -13,7 +13,9 @@ import numpy as np
 _FUSIONS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {}
 
 
-def register_fusion(name: str) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]], Callable[..., tuple[np.ndarray, np.ndarray]]]:
+def register_fusion(
+    name: str,
+) -> Callable[[Callable[..., tuple[np.ndarray, np.ndarray]]], Callable[..., tuple[np.ndarray, np.ndarray]]]:
     def deco(fn: Callable[..., tuple[np.ndarray, np.ndarray]]) -> Callable[..., tuple[np.ndarray, np.ndarray]]:
         _FUSIONS[name] = fn
         return fn
@@ -31,18 +33,22 @@ def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndar
     if len(candidates) == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     values = scores[candidates]
-    if len(candidates) > k:
-        part = np.argpartition(-values, k - 1)[:k]
-    else:
-        part = np.arange(len(candidates))
+    part = np.argpartition(-values, k - 1)[:k] if len(candidates) > k else np.arange(len(candidates))
     order = part[np.lexsort((candidates[part], -values[part]))]
     return candidates[order]
 
 
 @register_fusion("rrf")
 def rrf(
-    keyword: np.ndarray, dense: np.ndarray, mask: np.ndarray, k: int, *, candidates: int, w_keyword: float,
-    w_dense: float, rrf_k: int,
+    keyword: np.ndarray,
+    dense: np.ndarray,
+    mask: np.ndarray,
+    k: int,
+    *,
+    candidates: int,
+    w_keyword: float,
+    w_dense: float,
+    rrf_k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted reciprocal rank fusion of each retriever's top ``candidates``."""
     fused = np.zeros(len(mask), dtype=np.float64)
@@ -67,8 +73,15 @@ def _z(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 @register_fusion("zscore")
 def zscore(
-    keyword: np.ndarray, dense: np.ndarray, mask: np.ndarray, k: int, *, candidates: int, w_keyword: float,
-    w_dense: float, rrf_k: int,
+    keyword: np.ndarray,
+    dense: np.ndarray,
+    mask: np.ndarray,
+    k: int,
+    *,
+    candidates: int,
+    w_keyword: float,
+    w_dense: float,
+    rrf_k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Convex combination of z-scored BM25 and cosine scores over all visible chunks."""
     fused = w_keyword * _z(keyword, mask) + w_dense * _z(dense, mask)

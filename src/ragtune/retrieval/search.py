@@ -63,7 +63,11 @@ class Retriever:
         self.analyzer = Analyzer()
 
     def search(
-        self, query: str, k: int | None = None, filters: Filters | None = None, mode: Mode = "hybrid",
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        mode: Mode = "hybrid",
         query_vector: np.ndarray | None = None,
     ) -> SearchResult:
         if not query.strip():
@@ -83,7 +87,12 @@ class Retriever:
         return SearchResult(hits, timings, int(mask.sum()))
 
     def rank(
-        self, query: str, k: int, mask: np.ndarray, mode: Mode, query_vector: np.ndarray | None = None,
+        self,
+        query: str,
+        k: int,
+        mask: np.ndarray,
+        mode: Mode,
+        query_vector: np.ndarray | None = None,
         timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Positions of the best ``k`` visible chunks, their scores, and each retriever's ranking."""
@@ -110,8 +119,14 @@ class Retriever:
             ranks["dense"] = top_k(dense, s.candidates, mask)
         if keyword is not None and dense is not None:
             positions, scores = get_fusion(s.fusion)(
-                keyword, dense, mask, max(k, s.rerank_candidates if s.rerank != "none" else k),
-                candidates=s.candidates, w_keyword=s.keyword_weight, w_dense=s.dense_weight, rrf_k=s.rrf_k,
+                keyword,
+                dense,
+                mask,
+                max(k, s.rerank_candidates if s.rerank != "none" else k),
+                candidates=s.candidates,
+                w_keyword=s.keyword_weight,
+                w_dense=s.dense_weight,
+                rrf_k=s.rrf_k,
             )
             timings["fuse"] = _ms(t)
             if s.rerank != "none":
@@ -153,9 +168,16 @@ class Retriever:
                 continue  # forgotten since the view was loaded
             hits.append(
                 Hit(
-                    doc_id=row["doc_id"], version=row["version"], chunk_id=cid, score=round(float(score), 6),
-                    text=row["body"], title=row["title"], heading=row["heading"], source=row["source"],
-                    start=row["start"], end=row["end"],
+                    doc_id=row["doc_id"],
+                    version=row["version"],
+                    chunk_id=cid,
+                    score=round(float(score), 6),
+                    text=row["body"],
+                    title=row["title"],
+                    heading=row["heading"],
+                    source=row["source"],
+                    start=row["start"],
+                    end=row["end"],
                     ranks={name: rank_of[name].get(int(pos)) for name in rank_of},
                 )
             )
@@ -163,7 +185,9 @@ class Retriever:
 
     def chunk_texts(self, positions: Sequence[int]) -> list[str]:
         """The indexed text (heading and body) of chunks, for reranking."""
-        return [index_text(h.heading, h.text) for h in self.resolve(np.asarray(positions), np.zeros(len(positions)), {})]
+        return [
+            index_text(h.heading, h.text) for h in self.resolve(np.asarray(positions), np.zeros(len(positions)), {})
+        ]
 
 
 def _ms(since: float) -> float:

@@ -53,9 +53,7 @@ class Store:
 
     def migrate(self) -> list[str]:
         """Apply the migrations this file has not seen; returns their names."""
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
+        self.db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         done = {row[0] for row in self.db.execute("SELECT name FROM _migrations")}
         applied = []
         for name, sql in MIGRATIONS:
