@@ -48,20 +48,20 @@ def emit_json(data: Any) -> None:
 
 
 @contextmanager
-def progress_bar(label: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal; a no-op otherwise (and under --json)."""
-    if not enabled or not sys.stderr.isatty() or total <= 1:
-        yield lambda n: None
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal (not under --json); yields ``advance(n, total)``."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda n, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+        task = bar.add_task(label, total=None)
+
+        def advance(n: int, total: int) -> None:
+            bar.update(task, advance=n, total=total or None)
+
+        yield advance

@@ -58,8 +58,8 @@ def ingest_cmd(
         owner=owner,
         valid_from=parse_when(valid_from) if valid_from else None,
     )
-    with progress_bar("ingesting", total=0, enabled=not as_json) as _:
-        report = ingest_paths(project, list(paths), defaults, sync=sync)
+    with progress_bar("ingesting documents", enabled=not as_json) as advance:
+        report = ingest_paths(project, list(paths), defaults, sync=sync, progress=advance)
     if as_json:
         emit_json(report.to_json())
     else:

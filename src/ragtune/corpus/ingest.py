@@ -27,7 +27,7 @@ from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store
 
-Progress = Callable[[int], None]
+Progress = Callable[[int, int], None]  # (documents just done, documents in all)
 
 
 @dataclass
@@ -86,7 +86,7 @@ def ingest_paths(
 
         sync_sources = {defaults.source or default_source(p) for p in paths if p.exists()}
         sync_sources |= {d.rights.source for d in read.documents}
-    ingest_documents(project, read.documents, report=report, progress=progress)
+    ingest_documents(project, read.documents, report=report, progress=progress, total=len(read.documents))
     if sync_sources:
         seen = {d.doc_id for d in read.documents}
         report.retired = retire_missing(project.store, sync_sources, seen, report._failed_paths)
@@ -99,7 +99,7 @@ def ingest_documents(
     documents: Iterable[RawDocument],
     *,
     report: IngestReport | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, total: int = 0,
 ) -> IngestReport:
     """Ingest already-read documents in batches; returns when every change is committed and searchable."""
     report = report or IngestReport()
@@ -109,10 +109,14 @@ def ingest_documents(
     for doc in documents:
         batch.append(doc)
         if len(batch) >= size:
-            _ingest_batch(project, batch, report, progress)
+            _ingest_batch(project, batch, report)
+            if progress:
+                progress(len(batch), total)
             batch = []
     if batch:
-        _ingest_batch(project, batch, report, progress)
+        _ingest_batch(project, batch, report)
+        if progress:
+            progress(len(batch), total)
     merge_small_segments(project.store, project.index_dir)
     if "index" in project.__dict__:
         project.index.refresh()  # a server or a long-lived caller sees the change before we return
@@ -130,7 +134,7 @@ class _Planned:
     is_new: bool
 
 
-def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestReport, progress: Progress | None) -> None:
+def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestReport) -> None:
     store = project.store
     now = datetime.now(UTC).replace(microsecond=0)
     current = _current_versions(store.db, [d.doc_id for d in batch])
@@ -204,8 +208,6 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
     for p in planned:
         (report.added if p.is_new else report.updated).append(p.doc.doc_id)
         report.chunks += len(p.chunks)
-    if progress:
-        progress(len(batch))
 
 
 def chunk_id(doc_id: str, version: int, ordinal: int) -> str:

@@ -7,6 +7,7 @@ average length) are computed over the visible chunks only, as if the others did 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ class Index:
         self.generation = -1
         self.dim = 0
         self.doclen = np.zeros(0, dtype=np.float32)
+        self._global_docs: list[np.ndarray] = []
+        self._views: dict[bytes, _Bm25View] = {}
         self._lock = threading.RLock()
 
     @classmethod
@@ -129,38 +132,41 @@ class Index:
             self.offsets = list(np.cumsum([0] + [len(s) for s in self.segments])[:-1])
             self.table = ChunkTable(self.store, [cid for s in self.segments for cid in s.chunk_ids])
             self.doclen = np.concatenate([s.doclen for s in self.segments]) if self.segments else self.doclen[:0]
+            self._global_docs = [
+                seg.docs.astype(np.int64) + off for seg, off in zip(self.segments, self.offsets, strict=True)
+            ]
+            self._views = {}
             self.dim = next((s.vectors.shape[1] for s in self.segments if len(s)), 0)
             self.generation = generation
             return True
 
     def bm25(self, terms: list[str], mask: np.ndarray) -> np.ndarray:
         """BM25 (Lucene's idf) of every chunk for ``terms``, over the visible chunks only; hidden chunks score 0."""
-        k1, b = self.settings.bm25_k1, self.settings.bm25_b
         scores = np.zeros(len(mask), dtype=np.float32)
-        n_visible = int(mask.sum())
-        if n_visible == 0 or not terms:
+        if not terms or not mask.any():
             return scores
-        doclen = self.doclen
-        avgdl = float(doclen[mask].mean()) or 1.0
-        norm = k1 * (1.0 - b + b * doclen / avgdl)
+        view = self._bm25_view(mask)
         for term, qtf in _counts(terms).items():
-            hits = []
-            df = 0
-            for seg, offset in zip(self.segments, self.offsets, strict=True):
-                found = seg.postings(term)
-                if found is None:
-                    continue
-                docs = found[0].astype(np.int64) + offset
-                keep = mask[docs]
-                docs, tfs = docs[keep], found[1][keep]
-                df += len(docs)
-                hits.append((docs, tfs))
+            rows = [(i, row) for i, seg in enumerate(self.segments) if (row := seg.vocab.get(term)) is not None]
+            df = sum(int(view.df[i][row]) for i, row in rows)
             if df == 0:
                 continue
-            idf = np.log(1.0 + (n_visible - df + 0.5) / (df + 0.5))
-            for docs, tfs in hits:
-                scores[docs] += qtf * idf * tfs * (k1 + 1.0) / (tfs + norm[docs])
+            idf = qtf * np.log(1.0 + (view.n_visible - df + 0.5) / (df + 0.5))
+            for i, row in rows:
+                a, b = self.segments[i].indptr[row], self.segments[i].indptr[row + 1]
+                scores[self._global_docs[i][a:b]] += np.float32(idf) * view.tf_part[i][a:b]
         return scores
+
+    def _bm25_view(self, mask: np.ndarray) -> _Bm25View:
+        key = hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+        with self._lock:
+            view = self._views.get(key)
+            if view is None:
+                view = _Bm25View(self, mask)
+                self._views[key] = view
+                while len(self._views) > 4:  # a handful of (date, groups) combinations are in use at once
+                    self._views.pop(next(iter(self._views)))
+            return view
 
     def cosine(self, query: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Cosine similarity of every chunk with a normalised query vector; hidden chunks get -inf."""
@@ -168,6 +174,30 @@ class Index:
         scores = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         scores[~mask] = -np.inf
         return scores
+
+
+class _Bm25View:
+    """The parts of BM25 that depend only on which chunks are visible, computed once per visibility mask.
+
+    Per segment: each posting's term-frequency part ``tf / (tf + k1 (1 - b + b dl / avgdl))``, zero for
+    hidden chunks, and each term's document frequency among visible chunks. A query then costs two array operations
+    per term and segment.
+    """
+
+    def __init__(self, index: Index, mask: np.ndarray) -> None:
+        k1, b = index.settings.bm25_k1, index.settings.bm25_b
+        self.n_visible = int(mask.sum())
+        avgdl = float(index.doclen[mask].mean()) if self.n_visible else 1.0
+        norm = (k1 * (1.0 - b + b * index.doclen / (avgdl or 1.0))).astype(np.float32)
+        self.tf_part: list[np.ndarray] = []
+        self.df: list[np.ndarray] = []
+        for seg, docs in zip(index.segments, index._global_docs, strict=True):
+            visible = mask[docs]
+            part = seg.tfs / (seg.tfs + norm[docs])  # Lucene 8+ drops the constant (k1 + 1), as bm25s does
+            part[~visible] = 0.0
+            self.tf_part.append(part)
+            counts = np.cumsum(np.concatenate([[0], visible.astype(np.int64)]))
+            self.df.append(counts[seg.indptr[1:]] - counts[seg.indptr[:-1]])
 
 
 def _counts(terms: list[str]) -> dict[str, int]:
