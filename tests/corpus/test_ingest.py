@@ -160,3 +160,22 @@ def test_many_small_ingests_stay_few_segments(project: Project, docs: Path) -> N
         assert r.search(f"word{i}x", k=1, mode="keyword").hits[0].doc_id == f"docs/n{i}.md"
     files = {p.name for p in project.index_dir.iterdir()}
     assert len(files) == 2 * n  # merged-away segments leave no files behind
+
+
+def test_reindex_rebuilds_from_the_store_and_guards_the_embedder(project: Project, docs: Path) -> None:
+    from ragtune.errors import StoreError
+    from ragtune.index.reindex import reindex
+
+    write(docs / "a.md", "# Alpha\n\nThe alpha page mentions zebras.")
+    write(docs / "b.md", "# Beta\n\nThe beta page mentions giraffes.")
+    ingest(project, docs)
+    before = retriever(project).search("giraffes", k=1).hits[0].chunk_id
+    for path in project.index_dir.iterdir():  # a damaged index folder
+        path.unlink()
+    result = reindex(project)
+    assert result["chunks"] == 2 and result["embedder"] == "all-MiniLM-L6-v2/384"
+    assert retriever(project).search("giraffes", k=1).hits[0].chunk_id == before
+    project.store.db.execute("UPDATE meta SET value = 'other-model/768' WHERE key = 'embedder'")
+    write(docs / "c.md", "More.")
+    with pytest.raises(StoreError, match="built with other-model/768 .* run `ragtune reindex`"):
+        ingest(project, docs)

@@ -216,7 +216,27 @@ def docs_show(doc_id: str, project_dir: Path | None, as_json: bool) -> None:
         )
 
 
+@click.command("reindex")
+@project_option
+@json_option
+def reindex_cmd(project_dir: Path | None, as_json: bool) -> None:
+    """Rebuild the keyword and vector indexes from the store (after changing the embedder in ragtune.toml)."""
+    from ragtune.index.reindex import reindex
+
+    project = open_project(project_dir)
+    with progress_bar("re-embedding chunks", enabled=not as_json) as advance:
+        result = reindex(project, progress=advance)
+    if as_json:
+        emit_json(result)
+    else:
+        console.print(
+            f"rebuilt {result['chunks']} chunks into {result['segments']} segments with "
+            f"{result['embedder']} in {result['seconds']:.1f}s"
+        )
+
+
 def register(cli: click.Group) -> None:
+    cli.add_command(reindex_cmd)
     cli.add_command(ingest_cmd)
     cli.add_command(forget_cmd)
     cli.add_command(receipts_cmd)

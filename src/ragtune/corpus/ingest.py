@@ -23,6 +23,7 @@ from ragtune.corpus.model import RawDocument, iso
 from ragtune.errors import IngestError
 from ragtune.index.analyzer import Analyzer
 from ragtune.index.merge import merge_small_segments, next_segment_id
+from ragtune.index.reindex import EMBEDDER_KEY, check_embedder, embedder_identity
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store
@@ -136,6 +137,7 @@ class _Planned:
 
 def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestReport) -> None:
     store = project.store
+    check_embedder(project)
     now = datetime.now(UTC).replace(microsecond=0)
     current = _current_versions(store.db, [d.doc_id for d in batch])
     planned: list[_Planned] = []
@@ -198,6 +200,8 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
                 db.execute("INSERT INTO segments VALUES (?, ?, ?)", (segment.seg_id, len(segment), stamp))
             for p in planned:
                 _write_version(db, p, stamp, segment.seg_id if segment else 0)
+            if segment is not None:
+                Store.set_meta(db, EMBEDDER_KEY, embedder_identity(project))
             if planned or rights_only:
                 Store.bump_generation(db)
     except BaseException:

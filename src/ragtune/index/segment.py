@@ -180,7 +180,7 @@ class Segment:
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise StoreError(
-                f"{postings_path}: index segment unreadable ({exc}); rebuild the project's index with `ragtune reindex`"
+                f"{postings_path}: index segment unreadable ({exc}); rebuild the index with `ragtune reindex`"
             ) from None
         return seg
 

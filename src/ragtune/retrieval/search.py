@@ -105,6 +105,11 @@ class Retriever:
             timings["keyword"] = _ms(t)
         if mode in ("hybrid", "dense"):
             t = time.perf_counter()
+            if self.index.dim and self.index.dim != self.embedder.dim:
+                raise RetrievalError(
+                    f"the index holds {self.index.dim}-dimensional vectors but the embedder makes {self.embedder.dim}; "
+                    "run `ragtune reindex`"
+                )
             if query_vector is None:
                 query_vector = self.embedder.encode([query])[0]
             timings["embed"] = _ms(t)
