@@ -60,6 +60,12 @@ def test_init_ingest_search_forget_json(tmp_path: Path) -> None:
     assert [r["receipt_id"] for r in receipts] == [receipt["receipt_id"]]
     docs = json.loads(rt("docs", "list", "--json", cwd=root).stdout)["documents"]
     assert sorted(d["doc_id"] for d in docs) == ["docs/pricing.md", "ok-1"]
+    shown = json.loads(rt("docs", "show", "docs/pricing.md", "--json", cwd=root).stdout)
+    assert shown["license"] == "CC-BY-4.0" and shown["may_train"] is True and shown["groups"] == []
+    assert [v["version"] for v in shown["versions"]] == [1] and shown["versions"][0]["valid_to"] is None
+    assert "v1  " in rt("docs", "show", "docs/pricing.md", cwd=root).stdout
+    proc = rt("docs", "show", "nope", cwd=root, check=False)
+    assert proc.returncode == 1 and "nope: no such document" in proc.stderr
 
 
 def test_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:

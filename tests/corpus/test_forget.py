@@ -64,3 +64,29 @@ def test_forget_a_source(project: Project, docs: Path) -> None:
     assert left == ["docs/b/three.md"]
     vectors = np.concatenate([np.asarray(s.vectors) for s in project.index.segments])
     assert vectors.shape[0] == 1
+
+
+def test_forgetting_an_unknown_source_is_reported(project: Project, docs: Path) -> None:
+    write(docs / "a.md", "Alpha.")
+    ingest_paths(project, [docs], Defaults(source="alpha"))
+    receipt = forget(project, source="alpah")
+    assert receipt.not_found == ["source:alpah"] and not receipt.ok and receipt.totals["documents"] == 0
+
+
+def test_forget_also_clears_segments_a_crash_left_behind(project: Project, docs: Path) -> None:
+    import os
+
+    from ragtune.index.segment import Segment
+
+    write(docs / "a.md", "Alpha.")
+    ingest_paths(project, [docs], Defaults())
+    orphan = Segment.build(999, ["x@1#0"], [["quokkazanzibar"]], np.zeros((1, 384), dtype=np.float32))
+    orphan.save(project.index_dir)  # written, never committed: what a crash mid-ingest leaves
+    fresh = Segment.build(998, ["y@1#0"], [["inflight"]], np.zeros((1, 384), dtype=np.float32))
+    fresh.save(project.index_dir)  # an ingest still in flight elsewhere: too young to touch
+    for path in Segment.paths(project.index_dir, 999):
+        os.utime(path, (1, 1))
+    forget(project, ["docs/a.md"])
+    state = project.root / ".ragtune"
+    assert on_disk(state, "quokkazanzibar") == []
+    assert all(p.exists() for p in Segment.paths(project.index_dir, 998))

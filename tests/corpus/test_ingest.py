@@ -96,7 +96,7 @@ def test_rights_change_without_new_version(project: Project, docs: Path) -> None
     write(docs / "a.md", "Quarterly numbers.")
     ingest(project, docs, license="CC-BY-4.0")
     report = ingest(project, docs, license="proprietary", may_train=False, groups=("finance",))
-    assert report.rights_changed == ["docs/a.md"] and report.updated == []
+    assert report.metadata_changed == ["docs/a.md"] and report.updated == []
     row = project.store.db.execute("SELECT license, may_train, groups FROM documents").fetchone()
     assert tuple(row) == ("proprietary", 0, '["finance"]')
     assert retriever(project).search("Quarterly numbers").hits == []  # now restricted
@@ -179,3 +179,26 @@ def test_reindex_rebuilds_from_the_store_and_guards_the_embedder(project: Projec
     write(docs / "c.md", "More.")
     with pytest.raises(StoreError, match="built with other-model/768 .* run `ragtune reindex`"):
         ingest(project, docs)
+
+
+def test_sync_with_a_single_file_leaves_its_siblings_alone(project: Project, docs: Path) -> None:
+    a = write(docs / "a.md", "Alpha page.")
+    write(docs / "b.md", "Beta page.")
+    ingest(project, docs)
+    a.write_text("Alpha page, edited.")
+    report = ingest(project, a, sync=True)
+    assert report.updated == ["docs/a.md"] and report.retired == []
+
+
+def test_jsonl_export_is_a_whole_source_under_sync(project: Project, docs: Path) -> None:
+    export = write(
+        docs / "kb.jsonl",
+        '{"id": "k1", "text": "One.", "metadata": {"source": "kb"}}\n'
+        '{"id": "k2", "text": "Two.", "metadata": {"source": "kb", "extra": {"url": "u2"}}}\n',
+    )
+    ingest(project, export)
+    export.write_text('{"id": "k2", "text": "Two.", "metadata": {"source": "kb", "extra": {"url": "u2b"}}}\n')
+    report = ingest(project, export, sync=True)
+    assert report.retired == ["k1"] and report.metadata_changed == ["k2"] and report.updated == []
+    extra = project.store.db.execute("SELECT extra FROM documents WHERE doc_id = 'k2'").fetchone()[0]
+    assert extra == '{"url": "u2b"}'

@@ -54,7 +54,7 @@ def test_ids_are_stable_however_the_path_is_given(tmp_path: Path) -> None:
         ("bin.txt", b"abc\x00\x01\x02", "looks like a binary file"),
         ("latin.md", "café".encode("latin-1"), "not valid UTF-8 (byte 0xe9 at offset 3); convert it to UTF-8"),
         ("empty.md", b"  \n\n ", "empty document"),
-        ("big.txt", b"x" * 2000, "over the 0 MB limit; split the file or raise corpus.max_file_mb"),
+        ("big.txt", b"x" * 2000, "0.002 MB is over the 0.001 MB limit; split the file or raise corpus.max_file_mb"),
         ("data.pdf", b"%PDF", "unsupported file type '.pdf'"),
     ],
 )
@@ -113,3 +113,10 @@ def test_html_tables_and_headings() -> None:
     assert title == "Plans"
     assert text.splitlines()[0] == "# Plans"
     assert "Pro | 49 €" in text and "hidden" not in text
+
+
+def test_markdown_title_skips_code_and_bare_hashes(tmp_path: Path) -> None:
+    path = write(tmp_path / "guide.md", "```\n# not the title\n```\n#\nstray\n\n## Sub\n\n# Real title\n\ntext")
+    assert read([path], tmp_path).documents[0].title == "Real title"
+    plain = write(tmp_path / "notes.md", "no heading at all")
+    assert read([plain], tmp_path).documents[0].title == "notes"

@@ -67,7 +67,7 @@ def ingest_cmd(
             err_console.print(f"[red]error[/red]: {err['message']}", markup=True, highlight=False)
         console.print(
             f"ingested {len(report.added)} new, {len(report.updated)} changed (new version), "
-            f"{len(report.unchanged)} unchanged, {len(report.rights_changed)} with new rights, "
+            f"{len(report.unchanged)} unchanged, {len(report.metadata_changed)} with new rights or metadata, "
             f"{len(report.retired)} retired; {report.chunks} chunks in {report.seconds:.2f}s"
             + (f"; {len(report.errors)} failed" if report.errors else "")
             + (f"; {len(report.skipped_files)} files of other types skipped" if report.skipped_files else "")
@@ -201,7 +201,13 @@ def docs_show(doc_id: str, project_dir: Path | None, as_json: bool) -> None:
             (doc_id,),
         )
     ]
-    data = {k: doc[k] for k in doc} | {"groups": json.loads(doc["groups"]), "versions": versions}
+    data = dict(zip(doc.keys(), doc, strict=True)) | {
+        "groups": json.loads(doc["groups"]),
+        "extra": json.loads(doc["extra"]),
+        "may_retrieve": bool(doc["may_retrieve"]),
+        "may_train": bool(doc["may_train"]),
+        "versions": versions,
+    }
     if as_json:
         emit_json(data)
         return

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import CorpusError
-from ragtune.index.merge import next_segment_id
+from ragtune.index.merge import next_segment_id, remove_orphans
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
@@ -47,7 +47,9 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
     started = time.perf_counter()
     store = project.store
     wanted = list(dict.fromkeys(doc_ids or []))
+    missing_source = False
     if source is not None:
+        missing_source = store.db.execute("SELECT 1 FROM documents WHERE source = ?", (source,)).fetchone() is None
         wanted += [
             r[0]
             for r in store.db.execute("SELECT doc_id FROM documents WHERE source = ?", (source,))
@@ -56,6 +58,8 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
     if not wanted and source is None:
         raise CorpusError("nothing to forget; give document ids or --source NAME")
     receipt = Receipt(receipt_id=f"rcpt-{uuid.uuid4().hex[:12]}", created_at=utcnow())
+    if missing_source:
+        receipt.not_found.append(f"source:{source}")
     found: list[dict[str, Any]] = []
     for doc_id in wanted:
         row = store.db.execute("SELECT doc_id, source FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -117,6 +121,7 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
         raise
     for old, _ in rewritten:
         Segment.delete_files(project.index_dir, old)
+    remove_orphans(store, project.index_dir)
     if found:
         store.compact()
     if "index" in project.__dict__:

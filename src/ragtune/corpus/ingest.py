@@ -38,7 +38,7 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)  # a new version was stored
     unchanged: list[str] = field(default_factory=list)
-    rights_changed: list[str] = field(default_factory=list)  # same text, new rights, owner or groups
+    metadata_changed: list[str] = field(default_factory=list)  # same text, new rights, owner or groups
     retired: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -85,8 +85,9 @@ def ingest_paths(
     if sync:
         from ragtune.corpus.loaders import default_source
 
-        sync_sources = {defaults.source or default_source(p) for p in paths if p.exists()}
-        sync_sources |= {d.rights.source for d in read.documents}
+        # A folder is a whole source, and so is a JSONL export; a single plain file says nothing about its siblings.
+        sync_sources = {defaults.source or default_source(p) for p in paths if p.is_dir()}
+        sync_sources |= {d.rights.source for d in read.documents if d.path.lower().endswith(".jsonl")}
     ingest_documents(project, read.documents, report=report, progress=progress, total=len(read.documents))
     if sync_sources:
         seen = {d.doc_id for d in read.documents}
@@ -100,7 +101,8 @@ def ingest_documents(
     documents: Iterable[RawDocument],
     *,
     report: IngestReport | None = None,
-    progress: Progress | None = None, total: int = 0,
+    progress: Progress | None = None,
+    total: int = 0,
 ) -> IngestReport:
     """Ingest already-read documents in batches; returns when every change is committed and searchable."""
     report = report or IngestReport()
@@ -141,15 +143,14 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
     now = datetime.now(UTC).replace(microsecond=0)
     current = _current_versions(store.db, [d.doc_id for d in batch])
     planned: list[_Planned] = []
-    rights_only: list[RawDocument] = []
+    metadata_only: list[RawDocument] = []
     for doc in batch:
         cur = current.get(doc.doc_id)
         valid_from = iso(doc.valid_from or now)
         if cur is not None and cur["status"] == "active" and cur["content_hash"] == content_hash(doc):
-            if tuple(
-                cur[k] for k in ("source", "owner", "license", "may_retrieve", "may_train", "groups")
-            ) != _rights_row(doc):
-                rights_only.append(doc)
+            stored = tuple(cur[k] for k in ("source", "owner", "license", "may_retrieve", "may_train", "groups"))
+            if stored != _rights_row(doc) or (cur["extra"], cur["path"]) != (json.dumps(doc.extra), doc.path):
+                metadata_only.append(doc)
             else:
                 report.unchanged.append(doc.doc_id)
             continue
@@ -183,18 +184,18 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
         terms = [analyzer.terms(t) for t in texts]
         t0 = time.perf_counter()
         vectors = project.embedder.encode(texts)
-        report.embed_seconds += time.perf_counter() - t0
+        report.embed_seconds = round(report.embed_seconds + time.perf_counter() - t0, 3)
         seg_id = next_segment_id(store)
         segment = Segment.build(seg_id, chunk_ids, terms, vectors)
         segment.save(project.index_dir)
     try:
         with store.transaction() as db:
             stamp = iso(now)
-            for doc in rights_only:
+            for doc in metadata_only:
                 db.execute(
                     "UPDATE documents SET source=?, owner=?, license=?, may_retrieve=?, may_train=?, groups=?, "
-                    "updated_at=? WHERE doc_id=?",
-                    (*_rights_row(doc), stamp, doc.doc_id),
+                    "extra=?, path=?, updated_at=? WHERE doc_id=?",
+                    (*_rights_row(doc), json.dumps(doc.extra), doc.path, stamp, doc.doc_id),
                 )
             if segment is not None:
                 db.execute("INSERT INTO segments VALUES (?, ?, ?)", (segment.seg_id, len(segment), stamp))
@@ -202,13 +203,13 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
                 _write_version(db, p, stamp, segment.seg_id if segment else 0)
             if segment is not None:
                 Store.set_meta(db, EMBEDDER_KEY, embedder_identity(project))
-            if planned or rights_only:
+            if planned or metadata_only:
                 Store.bump_generation(db)
     except BaseException:
         if segment is not None:
             Segment.delete_files(project.index_dir, segment.seg_id)
         raise
-    report.rights_changed += [d.doc_id for d in rights_only]
+    report.metadata_changed += [d.doc_id for d in metadata_only]
     for p in planned:
         (report.added if p.is_new else report.updated).append(p.doc.doc_id)
         report.chunks += len(p.chunks)
@@ -261,7 +262,7 @@ def _current_versions(db: sqlite3.Connection, doc_ids: list[str]) -> dict[str, s
         part = doc_ids[i : i + 500]
         marks = ",".join("?" * len(part))
         for row in db.execute(
-            "SELECT d.doc_id, d.status, d.source, d.owner, d.license, d.may_retrieve, d.may_train, d.groups, "
+            "SELECT d.doc_id, d.status, d.source, d.owner, d.license, d.may_retrieve, d.may_train, d.groups, d.extra, d.path, "
             "v.version, v.content_hash, v.valid_from FROM documents d "
             "LEFT JOIN versions v ON v.doc_id = d.doc_id "
             "AND v.version = (SELECT MAX(version) FROM versions WHERE doc_id = d.doc_id) "

@@ -154,7 +154,7 @@ def _read_text(path: Path, max_bytes: int) -> str:
         if size > max_bytes:
             raise IngestError(
                 where,
-                f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit",
+                f"{size / 1e6:.3g} MB is over the {max_bytes / 1e6:g} MB limit",
                 "split the file or raise corpus.max_file_mb in ragtune.toml",
             )
         data = path.read_bytes()
@@ -193,8 +193,7 @@ def _read_file(
         title, body = html_to_text(text)
         title = title or path.stem
     elif suffix in MARKDOWN:
-        match = re.search(r"^#\s+(.+?)\s*#*\s*$", text, flags=re.MULTILINE)
-        title, body = (match.group(1).strip() if match else path.stem), text
+        title, body = markdown_title(text) or path.stem, text
     else:
         title, body = path.stem, text
     if not body.strip():
@@ -209,6 +208,21 @@ def _read_file(
         path=str(path.resolve()),
         valid_from=defaults.valid_from,
     )
+
+
+def markdown_title(text: str) -> str | None:
+    """The first level-1 heading outside fenced code, if any."""
+    from ragtune.corpus.chunking import FENCE, HEADING
+
+    in_fence = False
+    for line in text.split("\n"):
+        if FENCE.match(line.lstrip()):
+            in_fence = not in_fence
+            continue
+        match = None if in_fence else HEADING.match(line)
+        if match and len(match.group(1)) == 1:
+            return match.group(2).strip()
+    return None
 
 
 def _rights(defaults: Defaults, source: str) -> Rights:

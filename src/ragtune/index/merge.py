@@ -52,3 +52,24 @@ def merge_small_segments(store: Store, folder: Path, max_segments: int = MAX_SEG
     merged.save(folder)
     replace_segments(store, folder, victims, merged)
     return True
+
+
+def remove_orphans(store: Store, folder: Path, grace_s: float = 60.0) -> list[str]:
+    """Delete segment files the store does not list: left by a crash between writing a segment and committing it.
+
+    Files younger than ``grace_s`` are spared: they may belong to an ingest still in flight in another process.
+    """
+    import time
+
+    live = {row[0] for row in store.db.execute("SELECT seg_id FROM segments")}
+    removed = []
+    now = time.time()
+    for path in folder.glob("seg-*"):
+        try:
+            seg_id = int(path.name[4:10])
+        except ValueError:
+            continue
+        if seg_id not in live and now - path.stat().st_mtime > grace_s:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed

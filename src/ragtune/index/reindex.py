@@ -9,7 +9,7 @@ from typing import Any
 from ragtune.corpus.chunking import index_text
 from ragtune.errors import StoreError
 from ragtune.index.analyzer import Analyzer
-from ragtune.index.merge import next_segment_id
+from ragtune.index.merge import next_segment_id, remove_orphans
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
@@ -72,6 +72,7 @@ def reindex(project: Project, progress: Callable[[int, int], None] | None = None
         raise
     for seg_id in old:
         Segment.delete_files(project.index_dir, seg_id)
+    remove_orphans(store, project.index_dir)
     if "index" in project.__dict__:
         project.index.refresh()
     return {
