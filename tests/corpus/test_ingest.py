@@ -177,7 +177,7 @@ def test_reindex_rebuilds_from_the_store_and_guards_the_embedder(project: Projec
     assert retriever(project).search("giraffes", k=1).hits[0].chunk_id == before
     project.store.db.execute("UPDATE meta SET value = 'other-model/768' WHERE key = 'embedder'")
     write(docs / "c.md", "More.")
-    with pytest.raises(StoreError, match="built with other-model/768 .* run `ragtune reindex`"):
+    with pytest.raises(StoreError, match=r"built with other-model/768 .* run `ragtune reindex`"):
         ingest(project, docs)
 
 
