@@ -82,4 +82,6 @@ def test_cli_reference_is_generated_from_the_code() -> None:
     from ragtune.cli.reference import reference_markdown as cli_reference
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
-    assert doc.read_text(encoding="utf-8") == cli_reference() + "\n", "run `python -m ragtune.cli.reference > docs/cli.md`"
+    assert doc.read_text(encoding="utf-8") == cli_reference() + "\n", (
+        "run `python -m ragtune.cli.reference > docs/cli.md`"
+    )

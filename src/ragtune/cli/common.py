@@ -56,7 +56,11 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], Non
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err_console,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=None)

@@ -16,7 +16,12 @@ def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], clic
 
 
 def reference_markdown() -> str:
-    lines = ["# Command reference", "", "Generated from the code by `python -m ragtune.cli.reference`; do not edit.", ""]
+    lines = [
+        "# Command reference",
+        "",
+        "Generated from the code by `python -m ragtune.cli.reference`; do not edit.",
+        "",
+    ]
     for path, command in _walk(cli, ["ragtune"]):
         with click.Context(command, info_name=" ".join(path), max_content_width=100, terminal_width=100) as ctx:
             help_text = command.get_help(ctx)
