@@ -18,7 +18,7 @@ def test_template_round_trips_to_the_defaults() -> None:
 
 def test_round_trip_keeps_changed_values() -> None:
     cfg = Config()
-    cfg.retrieval.fusion = "zscore"
+    cfg.retrieval.fusion = "rrf"
     cfg.corpus.chunk_tokens = 128
     assert parse_config(tomllib.loads(render_template(cfg))) == cfg
 
