@@ -113,6 +113,7 @@ def ingest_documents(
         batch.append(doc)
         if len(batch) >= size:
             _ingest_batch(project, batch, report)
+            merge_small_segments(project.store, project.index_dir)
             if progress:
                 progress(len(batch), total)
             batch = []
@@ -120,9 +121,10 @@ def ingest_documents(
         _ingest_batch(project, batch, report)
         if progress:
             progress(len(batch), total)
-    merge_small_segments(project.store, project.index_dir)
     if "index" in project.__dict__:
-        project.index.refresh()  # a server or a long-lived caller sees the change before we return
+        project.index.refresh()  # a server or a long-lived caller sees the change at once
+    if merge_small_segments(project.store, project.index_dir) and "index" in project.__dict__:
+        project.index.refresh()
     if not report.seconds:
         report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -1,4 +1,4 @@
-"""Keeping the number of segments small: every ingest adds one, and queries visit each."""
+"""Keeping the number of segments small: every ingest batch adds one, and queries visit each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from ragtune.index.segment import Segment
 from ragtune.store.db import Store, utcnow
 
-MAX_SEGMENTS = 8
+MERGE_FACTOR = 4
 
 
 def next_segment_id(store: Store) -> int:
@@ -41,17 +41,34 @@ def replace_segments(store: Store, folder: Path, old: list[int], new: Segment | 
         Segment.delete_files(folder, new.seg_id)
 
 
-def merge_small_segments(store: Store, folder: Path, max_segments: int = MAX_SEGMENTS) -> bool:
-    """Merge the smallest segments into one while there are more than ``max_segments``."""
-    rows = store.db.execute("SELECT seg_id, n_chunks FROM segments ORDER BY n_chunks, seg_id").fetchall()
-    if len(rows) <= max_segments:
-        return False
-    # Merge the smallest half: sizes stay roughly geometric, so each chunk is rewritten O(log n) times.
-    victims = sorted(r[0] for r in rows[: max(2, len(rows) - max_segments // 2)])
-    merged = Segment.merge([Segment.load(folder, s) for s in victims], next_segment_id(store))
-    merged.save(folder)
-    replace_segments(store, folder, victims, merged)
-    return True
+def merge_small_segments(store: Store, folder: Path, factor: int = MERGE_FACTOR) -> int:
+    """Tiered merging: whenever ``factor`` segments share a size tier (powers of ``factor``), merge them.
+
+    A fresh one-document segment only ever merges with other small ones, so an update stays cheap however large
+    the index is, and each chunk is rewritten about log_factor(N) times over its life. Returns the merges done.
+    """
+    merges = 0
+    while True:
+        rows = store.db.execute("SELECT seg_id, n_chunks FROM segments ORDER BY seg_id").fetchall()
+        tiers: dict[int, list[int]] = {}
+        for seg_id, n in rows:
+            tiers.setdefault(_tier(int(n), factor), []).append(int(seg_id))
+        full = [ids for _, ids in sorted(tiers.items()) if len(ids) >= factor]
+        if not full:
+            return merges
+        victims = full[0][:factor]
+        merged = Segment.merge([Segment.load(folder, s) for s in victims], next_segment_id(store))
+        merged.save(folder)
+        replace_segments(store, folder, victims, merged)
+        merges += 1
+
+
+def _tier(n: int, factor: int) -> int:
+    tier = 0
+    while n >= factor:
+        n //= factor
+        tier += 1
+    return tier
 
 
 def remove_orphans(store: Store, folder: Path, grace_s: float = 60.0) -> list[str]:

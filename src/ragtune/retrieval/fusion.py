@@ -64,8 +64,10 @@ def rrf(
 
 def _z(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     values = scores[mask].astype(np.float64)
-    std = values.std()
     out = np.zeros(len(scores), dtype=np.float64)
+    if values.size == 0:
+        return out
+    std = values.std()
     if std > 0:
         out[mask] = (values - values.mean()) / std
     return out
