@@ -86,3 +86,14 @@ def test_fusion_methods_and_rerank_are_configurable(corpus: Retriever) -> None:
     corpus.settings.rerank = "sentence-maxsim"
     result = corpus.search("How fast does support answer?", k=2)
     assert result.hits[0].doc_id == "docs/public/support.md" and "rerank" in result.timings_ms
+
+
+def test_rerank_rescores_only_its_candidates(corpus: Retriever) -> None:
+    corpus.settings.fusion = "zscore"
+    plain = [h.chunk_id for h in corpus.search("plan price support", k=4).hits]
+    corpus.settings.rerank = "sentence-maxsim"
+    corpus.settings.rerank_candidates = 2
+    reranked = corpus.search("plan price support", k=4).hits
+    assert sorted(h.chunk_id for h in reranked[:2]) == sorted(plain[:2])  # the head is reordered, never replaced
+    assert [h.chunk_id for h in reranked[2:]] == plain[2:]  # the rest keep their fused order
+    assert reranked[1].score > reranked[2].score

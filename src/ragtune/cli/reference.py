@@ -23,7 +23,13 @@ def reference_markdown() -> str:
         "",
     ]
     for path, command in _walk(cli, ["ragtune"]):
-        with click.Context(command, info_name=" ".join(path), max_content_width=100, terminal_width=100) as ctx:
+        with click.Context(
+            command,
+            info_name=" ".join(path),
+            max_content_width=100,
+            terminal_width=100,
+            help_option_names=["-h", "--help"],
+        ) as ctx:
             help_text = command.get_help(ctx)
         lines += [f"## `{' '.join(path)}`", "", "```", help_text, "```", ""]
     return "\n".join(lines)

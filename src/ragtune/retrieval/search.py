@@ -138,7 +138,12 @@ class Retriever:
                 from ragtune.retrieval.rerank import get_reranker
 
                 t = time.perf_counter()
-                positions, scores = get_reranker(s.rerank)(self, query, positions, query_vector)
+                n = s.rerank_candidates
+                head, head_scores = get_reranker(s.rerank)(self, query, positions[:n], query_vector)
+                # the rest keep their fused order, below every reranked result
+                tail = scores[n:] - scores[n:].max() + head_scores.min() - 1.0 if len(scores) > n else scores[n:]
+                positions = np.concatenate([head, positions[n:]])
+                scores = np.concatenate([head_scores, tail])
                 timings["rerank"] = _ms(t)
         elif keyword is not None:
             positions = ranks["keyword"]
