@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -27,9 +29,11 @@ def demo_cmd(folder: Path, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
+    # Show a command that works as typed: ragtune may live in a virtualenv that is not on PATH.
+    exe = "ragtune" if shutil.which("ragtune") else (shutil.which(sys.argv[0]) or "ragtune")
     console.print(f"\nthe demo project is in {result['project']}; try:")
-    console.print(f'  ragtune search "What is the Pro plan\'s API rate limit?" --project {result["project"]}')
-    console.print(f'  ragtune search "Pro plan rate limit" --as-of 2026-01-05 --project {result["project"]}')
+    console.print(f'  {exe} search "What is the Pro plan\'s API rate limit?" --project {result["project"]}')
+    console.print(f'  {exe} search "Pro plan rate limit" --as-of 2026-01-05 --project {result["project"]}')
 
 
 def register(cli: click.Group) -> None:
