@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import CorpusError
-from ragtune.index.merge import next_segment_id, remove_orphans
+from ragtune.index.merge import next_segment_id, remove_orphans, swap_segments
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
@@ -102,13 +102,7 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM versions WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
-            for old, new in rewritten:
-                if len(new):
-                    db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
-                    db.executemany(
-                        "UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids]
-                    )
-                db.execute("DELETE FROM segments WHERE seg_id = ?", (old,))
+            swap_segments(db, [old for old, _ in rewritten], [new for _, new in rewritten])
             Store.bump_generation(db)
             receipt.seconds = round(time.perf_counter() - started, 3)
             db.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +147,7 @@ class Index:
         if not terms or not mask.any():
             return scores
         view = self._bm25_view(mask)
-        for term, qtf in _counts(terms).items():
+        for term, qtf in Counter(terms).items():
             rows = [(i, row) for i, seg in enumerate(self.segments) if (row := seg.vocab.get(term)) is not None]
             df = sum(int(view.df[i][row]) for i, row in rows)
             if df == 0:
@@ -198,10 +199,3 @@ class _Bm25View:
             self.tf_part.append(part)
             counts = np.cumsum(np.concatenate([[0], visible.astype(np.int64)]))
             self.df.append(counts[seg.indptr[1:]] - counts[seg.indptr[:-1]])
-
-
-def _counts(terms: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in terms:
-        out[t] = out.get(t, 0) + 1
-    return out

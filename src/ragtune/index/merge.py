@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from ragtune.index.segment import Segment
@@ -19,17 +21,21 @@ def next_segment_id(store: Store) -> int:
     return int(last + 1)
 
 
+def swap_segments(db: sqlite3.Connection, old: Sequence[int], new: Sequence[Segment]) -> None:
+    """Within the caller's transaction: list ``new`` (already saved), unlist ``old``; chunks follow by id."""
+    for seg in new:
+        if len(seg):
+            db.execute("INSERT INTO segments VALUES (?, ?, ?)", (seg.seg_id, len(seg), utcnow()))
+            db.executemany("UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(seg.seg_id, c) for c in seg.chunk_ids])
+    if old:
+        db.execute(f"DELETE FROM segments WHERE seg_id IN ({','.join('?' * len(old))})", list(old))
+
+
 def replace_segments(store: Store, folder: Path, old: list[int], new: Segment | None) -> None:
     """Swap segments in one transaction: ``new`` (already saved) replaces ``old``; chunks follow by id."""
     try:
         with store.transaction() as db:
-            if new is not None and len(new):
-                db.execute("INSERT INTO segments VALUES (?, ?, ?)", (new.seg_id, len(new), utcnow()))
-                db.executemany(
-                    "UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(new.seg_id, c) for c in new.chunk_ids]
-                )
-            marks = ",".join("?" * len(old))
-            db.execute(f"DELETE FROM segments WHERE seg_id IN ({marks})", old)
+            swap_segments(db, old, [new] if new is not None else [])
             Store.bump_generation(db)
     except BaseException:
         if new is not None:

@@ -9,10 +9,10 @@ from typing import Any
 from ragtune.corpus.chunking import index_text
 from ragtune.errors import StoreError
 from ragtune.index.analyzer import Analyzer
-from ragtune.index.merge import next_segment_id, remove_orphans
+from ragtune.index.merge import next_segment_id, remove_orphans, swap_segments
 from ragtune.index.segment import Segment
 from ragtune.project import Project
-from ragtune.store.db import Store, utcnow
+from ragtune.store.db import Store
 
 EMBEDDER_KEY = "embedder"
 
@@ -57,13 +57,7 @@ def reindex(project: Project, progress: Callable[[int, int], None] | None = None
             if progress:
                 progress(len(part), len(rows))
         with store.transaction() as db:
-            for seg in new:
-                db.execute("INSERT INTO segments VALUES (?, ?, ?)", (seg.seg_id, len(seg), utcnow()))
-                db.executemany(
-                    "UPDATE chunks SET seg_id = ? WHERE chunk_id = ?", [(seg.seg_id, c) for c in seg.chunk_ids]
-                )
-            if old:
-                db.execute(f"DELETE FROM segments WHERE seg_id IN ({','.join('?' * len(old))})", old)
+            swap_segments(db, old, new)
             Store.set_meta(db, EMBEDDER_KEY, embedder_identity(project))
             Store.bump_generation(db)
     except BaseException:
