@@ -160,6 +160,8 @@ def docs_list(source: str | None, project_dir: Path | None, as_json: bool) -> No
     from rich.table import Table
 
     table = Table("doc_id", "source", "status", "v", "chunks", "licence", "train", "groups", "owner")
+    for column in table.columns:
+        column.overflow = "fold"  # ids are what users copy into `forget`: never cut them with an ellipsis
     for d in docs:
         table.add_row(
             d["doc_id"],
