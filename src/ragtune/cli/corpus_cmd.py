@@ -162,6 +162,7 @@ def docs_list(source: str | None, project_dir: Path | None, as_json: bool) -> No
     table = Table("doc_id", "source", "status", "v", "chunks", "licence", "train", "groups", "owner")
     for column in table.columns:
         column.overflow = "fold"  # ids are what users copy into `forget`: never cut them with an ellipsis
+    table.columns[0].min_width = min(60, max((len(d["doc_id"]) for d in docs), default=6))
     for d in docs:
         table.add_row(
             d["doc_id"],
