@@ -202,3 +202,15 @@ def test_jsonl_export_is_a_whole_source_under_sync(project: Project, docs: Path)
     assert report.retired == ["k1"] and report.metadata_changed == ["k2"] and report.updated == []
     extra = project.store.db.execute("SELECT extra FROM documents WHERE doc_id = 'k2'").fetchone()[0]
     assert extra == '{"url": "u2b"}'
+
+
+def test_files_stream_through_in_batches(project: Project, docs: Path) -> None:
+    project.config.corpus.batch_documents = 2
+    for i in range(5):
+        write(docs / f"p{i}.md", f"Page {i} about topic{i}.")
+    (docs / "p2b.md").write_bytes(b"\xff broken")
+    report = ingest(project, docs)
+    assert sorted(report.added) == [f"docs/p{i}.md" for i in range(5)]
+    assert [e["where"] for e in report.errors] == [str(docs / "p2b.md")]
+    assert project.store.db.execute("SELECT SUM(n_chunks) FROM segments").fetchone()[0] == 5
+    assert retriever(project).search("topic4", k=1, mode="keyword").hits[0].doc_id == "docs/p4.md"

@@ -11,14 +11,14 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ragtune.corpus.chunking import Chunk, chunk_text, index_text
-from ragtune.corpus.loaders import Defaults, read_paths
+from ragtune.corpus.loaders import Defaults, ReadResult, default_source, iter_documents
 from ragtune.corpus.model import RawDocument, iso
 from ragtune.errors import IngestError
 from ragtune.index.analyzer import Analyzer
@@ -77,21 +77,27 @@ def ingest_paths(
 ) -> IngestReport:
     """Read files and folders, then ingest what could be read; every bad input is reported, none stops the rest."""
     started = time.perf_counter()
-    read = read_paths(paths, defaults, project.root, int(project.config.corpus.max_file_mb * 1e6))
-    report = IngestReport(skipped_files=read.skipped)
+    read = ReadResult()
+    report = IngestReport()
+    seen: set[str] = set()
+    jsonl_sources: set[str] = set()
+
+    def documents() -> Iterator[RawDocument]:
+        for doc in iter_documents(paths, defaults, project.root, int(project.config.corpus.max_file_mb * 1e6), read):
+            seen.add(doc.doc_id)
+            if doc.path.lower().endswith(".jsonl"):
+                jsonl_sources.add(doc.rights.source)
+            yield doc
+
+    ingest_documents(project, documents(), report=report, progress=progress)
+    report.skipped_files = read.skipped
     for err in read.errors:
         report.fail(err)
-    sync_sources = None
     if sync:
-        from ragtune.corpus.loaders import default_source
-
         # A folder is a whole source, and so is a JSONL export; a single plain file says nothing about its siblings.
-        sync_sources = {defaults.source or default_source(p) for p in paths if p.is_dir()}
-        sync_sources |= {d.rights.source for d in read.documents if d.path.lower().endswith(".jsonl")}
-    ingest_documents(project, read.documents, report=report, progress=progress, total=len(read.documents))
-    if sync_sources:
-        seen = {d.doc_id for d in read.documents}
-        report.retired = retire_missing(project.store, sync_sources, seen, report._failed_paths)
+        sources = {defaults.source or default_source(p) for p in paths if p.is_dir()} | jsonl_sources
+        if sources:
+            report.retired = retire_missing(project.store, sources, seen, report._failed_paths)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -111,6 +111,15 @@ def _walk(folder: Path) -> Iterator[Path]:
 def read_paths(paths: list[Path], defaults: Defaults, root: Path, max_bytes: int) -> ReadResult:
     """Read every supported file under ``paths``; bad inputs become errors, the rest documents."""
     result = ReadResult()
+    result.documents = list(iter_documents(paths, defaults, root, max_bytes, result))
+    return result
+
+
+def iter_documents(
+    paths: list[Path], defaults: Defaults, root: Path, max_bytes: int, result: ReadResult
+) -> Iterator[RawDocument]:
+    """Documents one file at a time, so a large corpus never sits in memory whole; errors and skipped files go to
+    ``result`` as they are met."""
     seen: dict[str, str] = {}
     for arg in paths:
         if not arg.exists():
@@ -143,8 +152,7 @@ def read_paths(paths: list[Path], defaults: Defaults, root: Path, max_bytes: int
                     )
                 else:
                     seen[item.doc_id] = item.where
-                    result.documents.append(item)
-    return result
+                    yield item
 
 
 def _read_text(path: Path, max_bytes: int) -> str:
