@@ -145,7 +145,8 @@ class TransformersGenerator:
                 from peft import PeftModel
 
                 model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
-            model = model.to(device)  # type: ignore[arg-type]  (transformers wraps .to with a decorator mypy misreads)
+            # transformers wraps .to in a decorator that mypy misreads
+            model = model.to(device)  # type: ignore[arg-type]
             model.eval()
             tokenizer.padding_side = "left"
             if tokenizer.pad_token is None:
