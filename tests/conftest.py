@@ -45,6 +45,21 @@ def embedder():  # type: ignore[no-untyped-def]
     return emb
 
 
+@pytest.fixture(scope="session")
+def generator():  # type: ignore[no-untyped-def]
+    """The real packaged SmolLM2-135M-Instruct (transformers, CPU), loaded once per test session.
+
+    The dequantized cache lives in the usual RAGTUNE_HOME, so only the first session on a machine pays the ~20 s
+    conversion; tests of the cache itself use their own RAGTUNE_HOME.
+    """
+    from ragtune.config import GeneratorSection
+    from ragtune.generation.base import make_generator
+
+    gen = make_generator(GeneratorSection(max_new_tokens=48))
+    gen.count_tokens("warm up")
+    return gen
+
+
 @pytest.fixture
 def project(tmp_path: Path, embedder):  # type: ignore[no-untyped-def]
     """A fresh project on disk (real SQLite file, real indexes) using the session's MiniLM."""

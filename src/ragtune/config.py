@@ -121,7 +121,7 @@ class AnswerSection(_Section):
     """How `ragtune ask` turns retrieved chunks into a cited answer."""
 
     context_tokens: int = Field(
-        900, ge=64, description="Generator tokens of source text in the prompt at most; sources past it are dropped."
+        900, ge=32, description="Generator tokens of source text in the prompt at most; sources past it are dropped."
     )
     sources: int = Field(6, ge=1, le=100, description="Retrieved chunks considered for the context.")
     dedupe_overlap: float = Field(

@@ -117,7 +117,8 @@ class Answerer:
         pending = [self._prepare(q) for q in questions]
         todo = [p for p in pending if p.messages is not None]
         t0 = time.perf_counter()
-        generations = self.generator.generate([p.messages for p in todo if p.messages], progress=progress)
+        batch = [p.messages for p in todo if p.messages]
+        generations = self.generator.generate(batch, progress=progress) if batch else []
         batch_ms = _ms(t0)
         by_id = {id(p): g for p, g in zip(todo, generations, strict=True)}
         return [self._finish(p, by_id.get(id(p)), batch_ms / max(len(todo), 1)) for p in pending]

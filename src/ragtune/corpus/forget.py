@@ -87,11 +87,20 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
         if len(new):
             new.save(project.index_dir)
         rewritten.append((seg_id, new))
+    trace_ids: set[str] = set()
+    for i in range(0, len(gone_ids), 500):
+        part = gone_ids[i : i + 500]
+        marks = ",".join("?" * len(part))
+        trace_ids |= {
+            r[0] for r in store.db.execute(f"SELECT trace_id FROM trace_docs WHERE doc_id IN ({marks})", part)
+        }
     receipt.documents = found
     receipt.totals = {
         "documents": len(found),
         "versions": sum(d["versions"] for d in found),
         "chunks": sum(d["chunks"] for d in found),
+        # answers that retrieved or quoted the documents: the whole trace goes, question and answer included
+        "traces": len(trace_ids),
     }
     receipt.segments_rewritten = len(rewritten)
     try:
@@ -102,6 +111,10 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM versions WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
+            ordered = sorted(trace_ids)
+            for i in range(0, len(ordered), 500):
+                part = ordered[i : i + 500]
+                db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
             swap_segments(db, [old for old, _ in rewritten], [new for _, new in rewritten])
             Store.bump_generation(db)
             receipt.seconds = round(time.perf_counter() - started, 3)

@@ -263,7 +263,8 @@ class LlamaCppGenerator:
         self.settings = settings
         self.name = name or gguf.stem
         self._llm: Any = None
-        self._lock = threading.Lock()
+        # reentrant: generate holds it while check_window and count_prompt reach self.llm, which takes it too
+        self._lock = threading.RLock()
 
     @property
     def llm(self) -> Any:

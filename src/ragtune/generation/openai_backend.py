@@ -194,9 +194,18 @@ class OpenAIEmbedder:
                 return self.client.embeddings.create(model=s.model, input=part)
 
             reply = call(s.base_url, s.api_key_env, s.model, request)
-            rows.extend(item.embedding for item in sorted(reply.data, key=lambda d: d.index))
+            for item in sorted(reply.data, key=lambda d: d.index):
+                vector = item.embedding
+                if not vector or not isinstance(vector[0], (int, float)):
+                    raise ModelError(
+                        f"{s.base_url}: model {s.model!r} returned one vector per token, not one per text; "
+                        "serve it with pooling (e.g. llama.cpp's --pooling mean) or pick an embedding model"
+                    )
+                rows.append(vector)
         if not rows:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
+        if len({len(r) for r in rows}) != 1:
+            raise ModelError(f"{s.base_url}: model {s.model!r} returned vectors of different sizes")
         matrix = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         matrix /= np.maximum(norms, 1e-12)

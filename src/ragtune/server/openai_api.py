@@ -1,0 +1,164 @@
+"""The OpenAI-compatible face: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+
+The arms are the models: ``ragtune-rag`` answers from the caller's visible corpus with [n] citations, and
+``ragtune-closed-book`` from the model alone. The question is the last user message. A reply is a real
+ChatCompletion (or, with ``stream: true``, a stream of chunks ending in ``data: [DONE]``) plus two extra top-level
+fields, ``citations`` and ``trace_id``, which OpenAI clients keep and expose as extra attributes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ragtune.answer.pipeline import Answer, Question
+from ragtune.server.auth import Caller
+from ragtune.server.errors import ApiError
+from ragtune.server.routes import answer
+from ragtune.server.schemas import ChatRequest, EmbeddingsRequest
+from ragtune.server.state import ServerState, get_caller, get_state
+
+MODELS: dict[str, str] = {"ragtune-rag": "rag", "ragtune-closed-book": "closed-book"}
+EMBEDDING_MODEL = "ragtune-embedder"
+
+router = APIRouter(prefix="/v1")
+State = Annotated[ServerState, Depends(get_state)]
+Authed = Annotated[Caller, Depends(get_caller)]
+
+
+@router.get("/models")
+def list_models(caller: Authed, state: State) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": state.started, "owned_by": "ragtune"}
+            for name in (*MODELS, EMBEDDING_MODEL)
+        ],
+    }
+
+
+@router.post("/embeddings")
+def embeddings(body: EmbeddingsRequest, caller: Authed, state: State) -> dict[str, Any]:
+    """The project's embedder (all-MiniLM-L6-v2 by default) as ``ragtune-embedder``: unit-length float vectors."""
+    if body.model != EMBEDDING_MODEL:
+        raise ApiError(
+            404, f"model {body.model!r} does not exist; embeddings come from {EMBEDDING_MODEL!r}", "model_not_found"
+        )
+    texts = body.texts()
+    embedder = state.project.embedder
+    vectors = embedder.encode(texts)
+    tokens = sum(len(embedder.token_spans(t)) for t in texts)
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(row, body.encoding_format)}
+            for i, row in enumerate(vectors)
+        ],
+        "model": EMBEDDING_MODEL,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+@router.post("/chat/completions", response_model=None)
+def chat_completions(body: ChatRequest, caller: Authed, state: State) -> JSONResponse | StreamingResponse:
+    body.refuse_groups()
+    arm = MODELS.get(body.model)
+    if arm is None:
+        raise ApiError(
+            404, f"model {body.model!r} does not exist; this server serves {', '.join(MODELS)}", "model_not_found"
+        )
+    result = answer(state, Question(body.question(), arm, None, caller.groups, None, caller.name))
+    created = int(time.time())
+    if not body.stream:
+        return JSONResponse(completion(result, body.model, created))
+    include_usage = bool((body.stream_options or {}).get("include_usage"))
+    # The answer is complete before the first byte goes out, so a failure is still an ordinary JSON error above;
+    # the stream then carries it as one content chunk, the way OpenAI clients expect chunks to look.
+    return StreamingResponse(
+        _sse(stream_chunks(result, body.model, created, include_usage)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _finish_reason(result: Answer) -> str:
+    reason = result.trace.body.get("finish_reason") if result.trace else None
+    return "length" if reason == "length" else "stop"  # "no-sources" ends normally: the reply says so
+
+
+def _usage(result: Answer) -> dict[str, int]:
+    tokens_in = result.trace.tokens_in if result.trace else 0
+    tokens_out = result.trace.tokens_out if result.trace else 0
+    return {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out}
+
+
+def completion(result: Answer, model: str, created: int) -> dict[str, Any]:
+    """A ChatCompletion object for an answer, with its citations and trace id."""
+    return {
+        "id": f"chatcmpl-{result.trace_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.answer},
+                "finish_reason": _finish_reason(result),
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(result),
+        "citations": result.to_json()["citations"],
+        "trace_id": result.trace_id,
+    }
+
+
+def stream_chunks(result: Answer, model: str, created: int, include_usage: bool) -> list[dict[str, Any]]:
+    """The ChatCompletionChunk objects of a streamed answer: the content, then the finish reason (with the
+    citations and trace id), then, when asked for with ``stream_options.include_usage``, the usage."""
+    head = {"id": f"chatcmpl-{result.trace_id}", "object": "chat.completion.chunk", "created": created, "model": model}
+    usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
+    chunks = [
+        {
+            **head,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": result.answer},
+                    "finish_reason": None,
+                    "logprobs": None,
+                }
+            ],
+            **usage_field,
+        },
+        {
+            **head,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": _finish_reason(result), "logprobs": None}],
+            **usage_field,
+            "citations": result.to_json()["citations"],
+            "trace_id": result.trace_id,
+        },
+    ]
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": _usage(result)})
+    return chunks
+
+
+def _encode_vector(row: Any, encoding_format: str) -> list[float] | str:
+    # the official clients ask for base64 (little-endian float32) unless told otherwise: a third of the bytes
+    if encoding_format == "base64":
+        return base64.b64encode(np.asarray(row, dtype="<f4").tobytes()).decode("ascii")
+    return [float(x) for x in row]
+
+
+def _sse(chunks: list[dict[str, Any]]) -> Iterator[str]:
+    for chunk in chunks:
+        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
