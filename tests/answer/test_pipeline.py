@@ -154,8 +154,8 @@ def test_closed_book_uses_no_sources(handbook: Any) -> None:
 
 
 def test_bad_questions_and_overflows(handbook: Any) -> None:
-    with pytest.raises(ConfigError, match="unknown arm 'oracle'"):
-        Answerer(handbook, Scripted()).ask(Question("x", arm="oracle"))
+    with pytest.raises(ConfigError, match="unknown arm 'hybrid'"):
+        Answerer(handbook, Scripted()).ask(Question("x", arm="hybrid"))
     with pytest.raises(ConfigError, match="empty question"):
         Answerer(handbook, Scripted()).ask(Question("  "))
     with pytest.raises(ModelError, match=r"context overflow: the prompt takes \d+ tokens .* reads 30"):
@@ -221,3 +221,18 @@ def test_forgetting_a_document_deletes_the_traces_that_touched_it(handbook: Any)
     handbook.store.close()
     raw = (handbook.state_dir / "ragtune.db").read_bytes()
     assert b"Quote: 600 requests" not in raw and touched.trace_id.encode() not in raw
+
+
+def test_oracle_puts_the_gold_documents_in_the_prompt(handbook: Any) -> None:
+    gen = Scripted("Support answers from 8:00 [1].")
+    answer = Answerer(handbook, gen).ask(
+        Question("What is the Pro plan's rate limit?", arm="oracle", evidence=("docs/support.md",))
+    )
+    prompt = json.dumps(gen.batches[0])
+    assert "8:00 to 18:00" in prompt and "600 requests" not in prompt
+    assert [c.doc_id for c in answer.citations] == ["docs/support.md"]
+    # the gold evidence still obeys the asker's groups and dates
+    hidden = Answerer(handbook, gen).ask(Question("gross margin?", arm="oracle", evidence=("docs/margins.md",)))
+    assert hidden.answer == NO_SOURCES_ANSWER
+    with pytest.raises(ConfigError, match="oracle arm needs the gold evidence"):
+        Answerer(handbook, gen).ask(Question("x", arm="oracle"))

@@ -27,8 +27,8 @@ from ragtune.traces.store import Trace, save_trace
 if TYPE_CHECKING:
     from ragtune.project import Project
 
-Arm = Literal["closed-book", "rag"]
-ARMS: tuple[str, ...] = ("closed-book", "rag")
+Arm = Literal["closed-book", "rag", "oracle"]
+ARMS: tuple[str, ...] = ("closed-book", "rag", "oracle")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Question:
     groups: tuple[str, ...] = ()
     k: int | None = None
     caller: str | None = None
+    evidence: tuple[str, ...] = ()  # gold document ids: what the oracle arm puts in the prompt
 
 
 @dataclass
@@ -136,7 +137,14 @@ class Answerer:
             return _Pending(q, closed_book_messages(q.text), None, None, timings, started)
         settings = self.project.config.answer
         t = time.perf_counter()
-        result = self.retriever().search(q.text, q.k or settings.sources, Filters(as_of=q.as_of, groups=q.groups))
+        filters = Filters(as_of=q.as_of, groups=q.groups)
+        if q.arm == "oracle":
+            if not q.evidence:
+                raise ConfigError("the oracle arm needs the gold evidence (document ids) of the question")
+            # the gold documents as they stood at as_of, still subject to the asker's groups, best chunks first
+            result = self.retriever().search_within(q.text, q.evidence, q.k or settings.sources, filters)
+        else:
+            result = self.retriever().search(q.text, q.k or settings.sources, filters)
         timings["retrieve"] = _ms(t)
         timings["rerank"] = result.timings_ms.get("rerank", 0.0)
         t = time.perf_counter()

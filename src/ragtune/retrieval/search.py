@@ -86,6 +86,24 @@ class Retriever:
         timings["total"] = _ms(t0)
         return SearchResult(hits, timings, int(mask.sum()))
 
+    def search_within(self, query: str, doc_ids: Sequence[str], k: int, filters: Filters | None = None) -> SearchResult:
+        """Hybrid search restricted to the chunks of ``doc_ids`` (the oracle arm: gold evidence, best part first)."""
+        t0 = time.perf_counter()
+        self.index.refresh()
+        filters = filters or Filters()
+        wanted = set(doc_ids)
+        table = self.index.table
+        mask = table.mask(filters) & np.fromiter(
+            (cid.rsplit("@", 1)[0] in wanted for cid in table.chunk_ids), dtype=bool, count=len(table.chunk_ids)
+        )
+        timings: dict[str, float] = {"filter": _ms(t0)}
+        if not mask.any():
+            return SearchResult([], timings | {"total": _ms(t0)}, 0)
+        positions, scores, ranks = self.rank(query, k, mask, "hybrid", None, timings)
+        hits = self.resolve(positions, scores, ranks)
+        timings["total"] = _ms(t0)
+        return SearchResult(hits, timings, int(mask.sum()))
+
     def rank(
         self,
         query: str,
