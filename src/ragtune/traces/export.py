@@ -77,7 +77,9 @@ def export_trace(settings: TelemetrySection, trace: Trace) -> None:
     pipeline = _pipeline(endpoint, settings.service_name)
     headers = _headers(settings.headers_env)
     if time.monotonic() < _down_until.get(endpoint, 0.0):
-        _log.debug("skipping the export of trace %s: %s failed less than %.0f s ago", trace.trace_id, endpoint, BACKOFF_S)
+        _log.debug(
+            "skipping the export of trace %s: %s failed less than %.0f s ago", trace.trace_id, endpoint, BACKOFF_S
+        )
         return
     try:
         body = _encode(pipeline, trace)
