@@ -52,7 +52,10 @@ def test_bad_number_and_bad_toml(tmp_path: Path) -> None:
 def test_unknown_section(tmp_path: Path) -> None:
     path = tmp_path / "ragtune.toml"
     path.write_text("[retrival]\nk = 3\n")
-    with pytest.raises(ConfigError, match="unknown key 'retrival'; allowed keys here: answer, corpus, embedder, generator, project, retrieval, server, telemetry"):
+    with pytest.raises(
+        ConfigError,
+        match="unknown key 'retrival'; allowed keys here: answer, corpus, embedder, generator, project, retrieval, server, telemetry",
+    ):
         load_config(path)
 
 

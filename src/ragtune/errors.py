@@ -6,6 +6,12 @@ stderr and an exit code; ``RAGTUNE_DEBUG=1`` shows the traceback instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: errors.py must import nothing of ragtune at run time
+    from ragtune.harness.cases import CaseProblem
+
 
 class RagtuneError(Exception):
     """Base of every error ragtune raises on purpose."""
@@ -53,6 +59,18 @@ class ModelError(RagtuneError):
     """A model could not be found, loaded or run."""
 
 
+class HarnessError(RagtuneError):
+    """A case file, run or comparison is invalid.
+
+    ``str(err)`` is a one-line summary; ``problems`` lists every bad line of a case file (line, field, problem), so
+    the CLI can print one line each.
+    """
+
+    def __init__(self, message: str, problems: Sequence[CaseProblem] = ()) -> None:
+        self.problems: list[CaseProblem] = list(problems)
+        super().__init__(message)
+
+
 class BenchmarkError(RagtuneError):
     """A benchmark's input data is missing or malformed."""
 
@@ -61,6 +79,7 @@ __all__ = [
     "BenchmarkError",
     "ConfigError",
     "CorpusError",
+    "HarnessError",
     "IngestError",
     "ModelError",
     "ProjectNotFoundError",

@@ -107,6 +107,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     changed = [c for w in weeks for c in w["changed_facts"]]
     assert sum(c["found_in_top3"] for c in changed) >= 0.8 * len(changed)
     assert out["access"]["restricted_hidden"] and out["access"]["with_finance_group"][0].startswith("internal/")
+    # a cited answer from the packaged model, and changed facts asked right after each week's edit
+    example = weeks[0]["example_answer"]
+    assert "600" in example["answer"] and example["citations"][0]["doc_id"] == "handbook/pricing.md"
+    for w in weeks[1:]:
+        assert w["answers"]["asked"] == 2 and w["answers"]["seconds_from_edit"] > 0
+        assert all(f["trace_id"] for f in w["answers"]["facts"])
     # running it again replaces the earlier demo; a folder that is not a demo is refused
     rt("demo", "--dir", "demo", "--json", cwd=tmp_path)
     write(tmp_path / "mine" / "notes.md", "mine")

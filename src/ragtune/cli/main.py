@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ragtune import __version__
-from ragtune.cli import ask_cmd, bench_cmd, corpus_cmd, demo_cmd, project_cmd, search_cmd, serve_cmd
+from ragtune.cli import ask_cmd, bench_cmd, cases_cmd, corpus_cmd, demo_cmd, project_cmd, search_cmd, serve_cmd
 from ragtune.errors import RagtuneError
 
 
@@ -31,7 +31,7 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     ctx.obj = {"project_dir": project_dir}
 
 
-for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, bench_cmd, demo_cmd, serve_cmd):
+for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, cases_cmd, bench_cmd, demo_cmd, serve_cmd):
     module.register(cli)
 
 
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
+        # errors that gather several problems (every bad line of a case file) show each on its own line
+        for problem in getattr(exc, "problems", None) or []:
+            click.echo(f"  {problem}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
