@@ -60,9 +60,13 @@ class HashEmbedder:
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         t0 = time.perf_counter()
-        rows = np.array(
-            [np.frombuffer(hashlib.sha256(t.encode()).digest(), dtype=np.uint8)[:32] for t in texts], dtype=np.float32
-        ).reshape(len(texts), 32) + 1.0
+        rows = (
+            np.array(
+                [np.frombuffer(hashlib.sha256(t.encode()).digest(), dtype=np.uint8)[:32] for t in texts],
+                dtype=np.float32,
+            ).reshape(len(texts), 32)
+            + 1.0
+        )
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
         MODEL_S[0] += time.perf_counter() - t0
         return rows

@@ -92,3 +92,16 @@ def test_unknown_and_future_arms_are_one_line_errors(handbook: Any, cases_file: 
     with pytest.raises(HarnessError, match=r"no \[endpoints.prod\] table"):
         execute_run(handbook, cases_file, ["endpoint:prod"])
     assert list_runs(handbook.store) == []  # arms are checked before a run is created
+
+
+def test_bundled_handbook_cases_are_valid_and_varied() -> None:
+    from importlib.resources import files
+
+    from ragtune.harness.cases import load_cases
+
+    path = Path(str(files("ragtune") / "examples" / "handbook" / "cases.jsonl"))
+    cases = load_cases(path)
+    assert len(cases) >= 60
+    assert sum(bool(c.stale_answers) for c in cases) >= 10
+    assert sum(c.format is not None for c in cases) >= 8
+    assert sum(c.as_of is not None and c.as_of.isoformat() < "2026-02-01" for c in cases) >= 10  # past weeks
