@@ -80,6 +80,8 @@ def test_prompts_arm_keeps_every_variant(handbook: Any, cases_file: Path) -> Non
     assert len(gen.prompts) == 3 * len(CASES)
     row = handbook.store.db.execute("SELECT output FROM run_results WHERE case_id = 'capital'").fetchone()
     assert json.loads(row[0])["variants"] == dict.fromkeys(("plain", "concise", "fewshot"), "Paris is the capital.")
+    variants = summarize_run(handbook, "p")["arms"]["prompts"]["variants"]
+    assert variants["concise"] == {"accuracy": {"value": 0.6, "n": 5}, "format_ok": {"value": 0.0, "n": 1}}
     fewshot = next(p for p in gen.prompts if len(p) > 2)
     assert [m["role"] for m in fewshot] == ["system", "user", "assistant", "user", "assistant", "user"]
 

@@ -16,7 +16,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,6 +182,21 @@ def store_result(
     return True
 
 
+VARIANT_SCORERS = ("accuracy", "format")
+"""Scorers also run on every prompt variant's answer, stored as ``variant.NAME.SCORER``."""
+
+
+def variant_scores(case: Case, output: Output, ctx: ScoringContext, scorers: Sequence[str]) -> list[Score]:
+    """Accuracy and format of each prompt variant's answer, so the summary can say which variant did best."""
+    names = [n for n in VARIANT_SCORERS if n in scorers]
+    out = []
+    for variant, text in output.variants.items():
+        for score in score_output(case, replace(output, answer=text, variants={}), ctx, names):
+            score.scorer = f"variant.{variant}.{score.scorer}"
+            out.append(score)
+    return out
+
+
 Progress = Callable[[int, int], None]
 """``advance(n, total)``: n more (arm, case) results are done, out of total still to do in this invocation."""
 
@@ -226,7 +241,9 @@ def execute_run(
             if len(outputs) != len(batch):
                 raise HarnessError(f"arm {arm.name!r} returned {len(outputs)} outputs for {len(batch)} cases")
             for (position, case), output in zip(batch, outputs, strict=True):
-                scores = score_output(case, output, ctx, settings.scorers)
+                scores = score_output(case, output, ctx, settings.scorers) + variant_scores(
+                    case, output, ctx, settings.scorers
+                )
                 store_result(store, run_name, position, output, scores, cpu_s, arm.cost_usd(output, cpu_s))
             if progress is not None:
                 progress(len(batch), total)

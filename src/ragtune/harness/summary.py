@@ -112,6 +112,17 @@ def summarize_arm(
         "cpu_s_per_request": round(sum(r["cpu_s"] for r in results) / n, 6) if n else None,
         "labels": labels,
     }
+    variants: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        for name, (status, value) in r["scores"].items():
+            if name.startswith("variant.") and status == "scored":
+                variant, _, scorer = name[len("variant.") :].rpartition(".")
+                variants.setdefault(variant, {}).setdefault(scorer, []).append(value)
+    if variants:  # the prompts arm: how each variant did on its own
+        summary["variants"] = {
+            v: {("format_ok" if k == FORMAT else k): _rate(vals) for k, vals in by.items()}
+            for v, by in variants.items()
+        }
     summary["targets"] = check_targets(summary, targets)
     return summary
 
