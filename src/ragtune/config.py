@@ -323,6 +323,8 @@ def load_config(path: Path) -> Config:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, BaseModel):  # a nested table (a prompt variant, a few-shot example) as an inline table
+        value = value.model_dump()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
