@@ -54,7 +54,8 @@ def test_unknown_section(tmp_path: Path) -> None:
     path.write_text("[retrival]\nk = 3\n")
     with pytest.raises(
         ConfigError,
-        match="unknown key 'retrival'; allowed keys here: answer, corpus, embedder, generator, project, retrieval, server, telemetry",
+        match="unknown key 'retrival'; allowed keys here: answer, corpus, costs, embedder, endpoints, eval, generator, "
+        "project, retrieval, server, targets, telemetry",
     ):
         load_config(path)
 
@@ -88,3 +89,19 @@ def test_cli_reference_is_generated_from_the_code() -> None:
     assert doc.read_text(encoding="utf-8") == cli_reference() + "\n", (
         "run `python -m ragtune.cli.reference > docs/cli.md`"
     )
+
+
+def test_endpoint_and_prompt_tables_round_trip() -> None:
+    import tomllib
+
+    from ragtune.config import parse_config, render_template
+
+    data = {
+        "endpoints": {"prod": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "price_in_per_1k": 0.5}},
+        "eval": {"prompts": {"short": {"instruction": "One word.", "examples": [{"question": "q", "answer": "a"}]}}},
+        "targets": {"p95_ms": 1500},
+    }
+    config = parse_config(data)
+    assert parse_config(tomllib.loads(render_template(config))) == config
+    with pytest.raises(ConfigError, match=r"endpoints\.prod\.model"):
+        parse_config({"endpoints": {"prod": {"base_url": "http://x"}}})

@@ -175,6 +175,85 @@ class TelemetrySection(_Section):
     )
 
 
+class EndpointSection(_Section):
+    """One OpenAI-compatible model usable as the arm ``endpoint:NAME`` (a team's production system, a hosted API)."""
+
+    base_url: str = Field(description="The endpoint, e.g. http://127.0.0.1:8377/v1 for another ragtune serve.")
+    model: str = Field(description="The model name the endpoint serves (e.g. ragtune-rag).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (the key is never stored)."
+    )
+    price_in_per_1k: float = Field(0.0, ge=0, description="US dollars per 1,000 prompt tokens.")
+    price_out_per_1k: float = Field(0.0, ge=0, description="US dollars per 1,000 completion tokens.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds before a request is abandoned.")
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once.")
+    max_new_tokens: int = Field(160, ge=1, le=8192, description="Most tokens generated per answer.")
+
+
+class FewShotExample(_Section):
+    """One worked example put before the question by a prompt variant."""
+
+    question: str = Field(description="The example question.")
+    answer: str = Field(description="The example answer.")
+
+
+class PromptVariantSection(_Section):
+    """One prompt variant of the ``prompts`` arm: a system prompt, an instruction and few-shot examples."""
+
+    system: str = Field(
+        "Answer the question in one or two short sentences. If you do not know, say: I don't know.",
+        description="The system message.",
+    )
+    instruction: str = Field("", description="Appended to the question, e.g. 'Answer with a number only.'")
+    examples: list[FewShotExample] = Field(
+        default_factory=list, description="Few-shot examples, as [[eval.prompts.NAME.examples]] tables."
+    )
+
+
+class EvalSection(_Section):
+    """`ragtune eval`: which arms run by default, batching, scorers and the bootstrap of the summaries."""
+
+    arms: list[str] = Field(
+        default_factory=lambda: ["closed-book", "rag", "oracle"], description="Arms run when --arms is not given."
+    )
+    batch_size: int = Field(16, ge=1, le=4096, description="Cases sent to an arm at once (one generation batch).")
+    scorers: list[str] = Field(
+        default_factory=lambda: ["accuracy", "content.f1", "staleness", "citations.support", "format", "retrieval"],
+        description="Scorers run on every output (content.judge and content.similarity need a model: add them "
+        "on purpose).",
+    )
+    bootstrap_resamples: int = Field(2000, ge=100, description="Resamples of the percentile bootstrap.")
+    seed: int = Field(0, description="Seed of the bootstrap, so that summaries repeat exactly.")
+    traces: bool = Field(
+        False,
+        description="Also store a full trace per answer (the run's own rows already keep the answer, citations "
+        "and chunk log).",
+    )
+    prompts: dict[str, PromptVariantSection] = Field(
+        default_factory=dict,
+        description="Variants of the `prompts` arm, as [eval.prompts.NAME] tables; empty means the built-in "
+        "three: plain, concise, fewshot.",
+    )
+
+
+class CostsSection(_Section):
+    """What a local model's time costs, to price arms that run on this machine."""
+
+    cpu_hour_usd: float = Field(
+        0.05, ge=0, description="US dollars per CPU-hour (process CPU time, all threads) of local generation."
+    )
+
+
+class TargetsSection(_Section):
+    """SLA and cost targets: summaries are held to them, `ragtune check` gates on them; 0 means no target."""
+
+    min_accuracy: float = Field(0.0, ge=0, le=1, description="Lowest acceptable accuracy.")
+    min_format_ok: float = Field(0.0, ge=0, le=1, description="Lowest acceptable format compliance.")
+    max_staleness_rate: float = Field(0.0, ge=0, le=1, description="Highest acceptable share of stale answers.")
+    p95_ms: float = Field(0.0, ge=0, description="Highest acceptable 95th percentile latency, milliseconds.")
+    cost_per_1k_usd: float = Field(0.0, ge=0, description="Highest acceptable cost per 1,000 requests, US dollars.")
+
+
 class Config(_Section):
     """The whole of ragtune.toml."""
 
@@ -186,6 +265,13 @@ class Config(_Section):
     answer: AnswerSection = Field(default_factory=AnswerSection)
     server: ServerSection = Field(default_factory=ServerSection)
     telemetry: TelemetrySection = Field(default_factory=TelemetrySection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    costs: CostsSection = Field(default_factory=CostsSection)
+    targets: TargetsSection = Field(default_factory=TargetsSection)
+    endpoints: dict[str, EndpointSection] = Field(
+        default_factory=dict,
+        description="Models usable as arms `endpoint:NAME`, as [endpoints.NAME] tables.",
+    )
 
 
 def _describe_error(err: dict[str, Any]) -> str:
@@ -237,6 +323,8 @@ def load_config(path: Path) -> Config:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, BaseModel):  # a nested table (a prompt variant, a few-shot example) as an inline table
+        value = value.model_dump()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -260,6 +348,9 @@ def render_template(config: Config | None = None) -> str:
     lines = ["# ragtune configuration. Every key is optional; the values shown are the defaults.", ""]
     for name, _field in Config.model_fields.items():
         section = getattr(config, name)
+        if isinstance(section, dict):  # [name.NAME] tables: show the keys of one, commented out
+            lines += _table_template(name, _field.description or "", section)
+            continue
         lines.append(f"# {type(section).__doc__}")
         lines.append(f"[{name}]")
         for key, sub in type(section).model_fields.items():
@@ -274,11 +365,41 @@ def render_template(config: Config | None = None) -> str:
     return "\n".join(lines)
 
 
+def _table_template(name: str, description: str, tables: dict[str, Any]) -> list[str]:
+    lines = [f"# {description}"]
+    for key, table in tables.items():
+        lines.append(f"[{name}.{key}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.model_dump().items()]
+    if not tables:
+        model = _table_model(name)
+        lines.append(f"# [{name}.NAME]")
+        for key, sub in model.model_fields.items():
+            shown = "..." if sub.is_required() else _toml_value(sub.get_default(call_default_factory=True))
+            lines.append(f"# {key} = {shown}  # {sub.description}")
+    return [*lines, ""]
+
+
+def _table_model(name: str) -> type[BaseModel]:
+    """The model of each table in a ``dict[str, Model]`` field of Config (such as ``endpoints``)."""
+    model = typing.get_args(Config.model_fields[name].annotation)[1]
+    assert isinstance(model, type) and issubclass(model, BaseModel)
+    return model
+
+
 def reference_markdown() -> str:
     """The configuration reference in Markdown (docs/configuration.md is generated from it)."""
     out = ["# Configuration reference", "", "Generated from `ragtune/config.py`; do not edit by hand.", ""]
     for name, field in Config.model_fields.items():
         model = field.annotation
+        if typing.get_origin(model) is dict:
+            model = _table_model(name)
+            out += [f"## `[{name}.NAME]`", "", str(field.description), ""]
+            out += [str(model.__doc__), "", "| key | default | meaning |", "|---|---|---|"]
+            for key, sub in model.model_fields.items():
+                default = "(required)" if sub.is_required() else _toml_value(sub.get_default(call_default_factory=True))
+                out.append(f"| `{key}` | `{default}` | {sub.description}{_allowed(sub.annotation)} |")
+            out.append("")
+            continue
         assert isinstance(model, type) and issubclass(model, BaseModel)
         out += [f"## `[{name}]`", "", str(model.__doc__), "", "| key | default | meaning |", "|---|---|---|"]
         for key, sub in model.model_fields.items():

@@ -9,7 +9,17 @@ from pathlib import Path
 import click
 
 from ragtune import __version__
-from ragtune.cli import ask_cmd, bench_cmd, cases_cmd, corpus_cmd, demo_cmd, project_cmd, search_cmd, serve_cmd
+from ragtune.cli import (
+    ask_cmd,
+    bench_cmd,
+    cases_cmd,
+    corpus_cmd,
+    demo_cmd,
+    eval_cmd,
+    project_cmd,
+    search_cmd,
+    serve_cmd,
+)
 from ragtune.errors import RagtuneError
 
 
@@ -31,7 +41,7 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     ctx.obj = {"project_dir": project_dir}
 
 
-for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, cases_cmd, bench_cmd, demo_cmd, serve_cmd):
+for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, cases_cmd, eval_cmd, bench_cmd, demo_cmd, serve_cmd):
     module.register(cli)
 
 

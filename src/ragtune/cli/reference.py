@@ -23,6 +23,9 @@ def reference_markdown() -> str:
         "",
     ]
     for path, command in _walk(cli, ["ragtune"]):
+        # click caches a command's --help option from the first context that asks (a test invoking the command
+        # alone gets plain --help); forget it so the reference always shows -h, --help
+        command._help_option = None
         with click.Context(
             command,
             info_name=" ".join(path),

@@ -101,4 +101,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX trace_docs_doc ON trace_docs(doc_id);
         """,
     ),
+    (
+        "0003_runs",
+        """
+        -- one evaluation run: a case file (by digest) asked of a fixed list of arms
+        CREATE TABLE runs (
+            run          TEXT PRIMARY KEY,
+            created_at   TEXT NOT NULL,
+            finished_at  TEXT,                     -- NULL until every (arm, case) result is stored
+            cases_path   TEXT NOT NULL,
+            cases_digest TEXT NOT NULL,            -- sha256 of the case file: a resume must see the same cases
+            arms         TEXT NOT NULL,            -- JSON list, in run order
+            n_cases      INTEGER NOT NULL,
+            settings     TEXT NOT NULL DEFAULT '{}' -- JSON: scorers, batch size, generator identity
+        );
+
+        -- one arm's output for one case, committed alone so that a killed run resumes where it stopped
+        CREATE TABLE run_results (
+            run         TEXT NOT NULL REFERENCES runs(run) ON DELETE CASCADE,
+            arm         TEXT NOT NULL,
+            case_id     TEXT NOT NULL,
+            position    INTEGER NOT NULL,          -- the case's place in the file
+            answer      TEXT NOT NULL,
+            error       TEXT,                      -- the arm raised instead of answering
+            latency_ms  REAL NOT NULL,
+            tokens_in   INTEGER NOT NULL,
+            tokens_out  INTEGER NOT NULL,
+            cpu_s       REAL NOT NULL,             -- this case's share of the process CPU time of its batch
+            cost_usd    REAL NOT NULL,
+            label       TEXT NOT NULL,             -- failure label: correct | wrong | stale | format | unscored
+            output      TEXT NOT NULL,             -- JSON: citations, chunks, variants, trace_id
+            created_at  TEXT NOT NULL,
+            PRIMARY KEY (run, arm, case_id)
+        );
+
+        CREATE TABLE run_scores (
+            run      TEXT NOT NULL,
+            arm      TEXT NOT NULL,
+            case_id  TEXT NOT NULL,
+            scorer   TEXT NOT NULL,
+            status   TEXT NOT NULL CHECK (status IN ('scored', 'unscored')),
+            value    REAL,                         -- NULL when unscored, never NaN
+            passed   INTEGER,
+            reason   TEXT NOT NULL,
+            details  TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run, arm, case_id, scorer),
+            FOREIGN KEY (run, arm, case_id) REFERENCES run_results(run, arm, case_id) ON DELETE CASCADE
+        );
+        """,
+    ),
 ]

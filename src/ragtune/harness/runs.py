@@ -1,0 +1,306 @@
+"""Runs: every case asked of every arm, scored, and stored one (run, arm, case) result per transaction.
+
+A run killed at any moment and started again under the same name finishes with no case missing and none
+duplicated: results already stored are skipped, and the primary key (run, arm, case) refuses a second copy. A
+resume must see the same case file (by digest) and the same arm list, or it is refused::
+
+    info = execute_run(project, Path("cases.jsonl"), ["closed-book", "rag"], name="baseline")
+    summary = summarize_run(project, "baseline")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragtune.errors import HarnessError
+from ragtune.harness.arms import make_arm
+from ragtune.harness.cases import load_cases
+from ragtune.harness.model import Case, Output, Score
+from ragtune.harness.scorers import SCORERS, ScoringContext, score_output
+from ragtune.harness.summary import failure_label, summarize_arm
+from ragtune.store.db import Store, utcnow
+
+if TYPE_CHECKING:
+    from ragtune.project import Project
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+@dataclass
+class RunInfo:
+    """A run's header row."""
+
+    run: str
+    created_at: str
+    finished_at: str | None
+    cases_path: str
+    cases_digest: str
+    arms: list[str]
+    n_cases: int
+    settings: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def default_run_name() -> str:
+    return "run-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+
+def get_run(store: Store, name: str) -> RunInfo | None:
+    row = store.db.execute("SELECT * FROM runs WHERE run = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    return RunInfo(
+        row["run"],
+        row["created_at"],
+        row["finished_at"],
+        row["cases_path"],
+        row["cases_digest"],
+        json.loads(row["arms"]),
+        row["n_cases"],
+        json.loads(row["settings"]),
+    )
+
+
+def load_run(store: Store, name: str) -> RunInfo:
+    info = get_run(store, name)
+    if info is None:
+        known = [r.run for r in list_runs(store)[:5]]
+        hint = f" (recent: {', '.join(known)})" if known else " (no runs yet; `ragtune eval CASES` makes one)"
+        raise HarnessError(f"no run named {name!r}{hint}")
+    return info
+
+
+def list_runs(store: Store) -> list[RunInfo]:
+    names = [r[0] for r in store.db.execute("SELECT run FROM runs ORDER BY created_at DESC, run")]
+    return [info for n in names if (info := get_run(store, n)) is not None]
+
+
+def begin_run(store: Store, name: str, cases_path: Path, cases: Sequence[Case], arms: list[str], settings: dict[str, Any]) -> RunInfo:  # fmt: skip
+    """Create the run, or check that resuming it would see the same cases and arms."""
+    if not _NAME.match(name):
+        raise HarnessError(f"run name {name!r}: use letters, digits, '.', '_', ':' or '-' (at most 100)")
+    digest = file_digest(cases_path)
+    old = get_run(store, name)
+    if old is not None:
+        if old.cases_digest != digest:
+            raise HarnessError(
+                f"run {name!r} was started on a different case file ({old.cases_path}, sha256 {old.cases_digest[:12]}; "
+                f"now {digest[:12]}); give a new --name to evaluate the changed cases"
+            )
+        if old.arms != arms:
+            raise HarnessError(
+                f"run {name!r} was started with arms {','.join(old.arms)}, not {','.join(arms)}; resume it with "
+                f"--arms {','.join(old.arms)} or give a new --name"
+            )
+        return old
+    info = RunInfo(name, utcnow(), None, str(cases_path), digest, arms, len(cases), settings)
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO runs (run, created_at, cases_path, cases_digest, arms, n_cases, settings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, info.created_at, info.cases_path, digest, json.dumps(arms), len(cases), json.dumps(settings)),
+        )
+    return info
+
+
+def stored_case_ids(store: Store, run: str, arm: str) -> set[str]:
+    rows = store.db.execute("SELECT case_id FROM run_results WHERE run = ? AND arm = ?", (run, arm))
+    return {r[0] for r in rows}
+
+
+def store_result(
+    store: Store, run: str, position: int, output: Output, scores: Sequence[Score], cpu_s: float, cost: float
+) -> bool:
+    """One result and its scores in one transaction; False when it was already stored (another copy won)."""
+    extra = {
+        "citations": output.citations,
+        "chunks": output.chunks,
+        "variants": output.variants,
+        "trace_id": output.trace_id,
+    }
+    with store.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, tokens_in, tokens_out, "
+            "cpu_s, cost_usd, label, output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (run, arm, case_id) DO NOTHING",
+            (
+                run,
+                output.arm,
+                output.case_id,
+                position,
+                output.answer,
+                output.error,
+                output.latency_ms,
+                output.tokens_in,
+                output.tokens_out,
+                cpu_s,
+                cost,
+                failure_label(scores),
+                json.dumps(extra, ensure_ascii=False, default=str),
+                utcnow(),
+            ),
+        )
+        if cur.rowcount == 0:
+            return False
+        db.executemany(
+            "INSERT INTO run_scores (run, arm, case_id, scorer, status, value, passed, reason, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run,
+                    output.arm,
+                    output.case_id,
+                    s.scorer,
+                    s.status,
+                    s.value,
+                    None if s.passed is None else int(s.passed),
+                    s.reason,
+                    json.dumps(s.details, ensure_ascii=False, default=str),
+                )
+                for s in scores
+            ],
+        )
+    return True
+
+
+VARIANT_SCORERS = ("accuracy", "format")
+"""Scorers also run on every prompt variant's answer, stored as ``variant.NAME.SCORER``."""
+
+
+def variant_scores(case: Case, output: Output, ctx: ScoringContext, scorers: Sequence[str]) -> list[Score]:
+    """Accuracy and format of each prompt variant's answer, so the summary can say which variant did best."""
+    names = [n for n in VARIANT_SCORERS if n in scorers]
+    out = []
+    for variant, text in output.variants.items():
+        for score in score_output(case, replace(output, answer=text, variants={}), ctx, names):
+            score.scorer = f"variant.{variant}.{score.scorer}"
+            out.append(score)
+    return out
+
+
+Progress = Callable[[int, int], None]
+"""``advance(n, total)``: n more (arm, case) results are done, out of total still to do in this invocation."""
+
+
+def execute_run(
+    project: Project,
+    cases_path: Path,
+    arm_names: Sequence[str] | None = None,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Run (or resume) an evaluation; returns the finished run's header."""
+    settings = project.config.eval
+    arm_list = list(arm_names or settings.arms)
+    unknown = [s for s in settings.scorers if s not in SCORERS]
+    if unknown:
+        raise HarnessError(f"[eval] scorers: unknown {', '.join(unknown)}; known: {', '.join(SCORERS)}")
+    cases = load_cases(cases_path)
+    arms = [make_arm(a, project) for a in arm_list]  # every arm checked before any work
+    store = project.store
+    run_name = name or default_run_name()
+    info = begin_run(
+        store,
+        run_name,
+        cases_path,
+        cases,
+        arm_list,
+        {"scorers": settings.scorers, "batch_size": settings.batch_size},
+    )
+    ctx = ScoringContext(store=store)
+    todo = {a.name: [(i, c) for i, c in enumerate(cases) if c.id not in stored_case_ids(store, run_name, a.name)] for a in arms}  # fmt: skip
+    total = sum(len(t) for t in todo.values())
+    for arm in arms:
+        pending = todo[arm.name]
+        for start in range(0, len(pending), settings.batch_size):
+            batch = pending[start : start + settings.batch_size]
+            cpu0 = time.process_time()
+            outputs = arm.answer([c for _, c in batch])
+            # process CPU time of the batch (every thread: torch's included), shared evenly by its cases
+            cpu_s = (time.process_time() - cpu0) / len(batch)
+            if len(outputs) != len(batch):
+                raise HarnessError(f"arm {arm.name!r} returned {len(outputs)} outputs for {len(batch)} cases")
+            for (position, case), output in zip(batch, outputs, strict=True):
+                scores = score_output(case, output, ctx, settings.scorers) + variant_scores(
+                    case, output, ctx, settings.scorers
+                )
+                store_result(store, run_name, position, output, scores, cpu_s, arm.cost_usd(output, cpu_s))
+            if progress is not None:
+                progress(len(batch), total)
+    missing = store.db.execute("SELECT COUNT(*) FROM run_results WHERE run = ?", (run_name,)).fetchone()[0] != len(
+        cases
+    ) * len(arms)
+    if missing:  # only a concurrent writer deleting rows could get here; say so rather than claim it finished
+        raise HarnessError(f"run {run_name!r}: results are missing after the run; run it again to fill them in")
+    if info.finished_at is None:
+        with store.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(), run_name))
+    return load_run(store, run_name)
+
+
+def load_results(store: Store, run: str) -> dict[str, list[dict[str, Any]]]:
+    """Every stored result of a run by arm, in case-file order, each with ``scores``: scorer -> (status, value)."""
+    scores: dict[tuple[str, str], dict[str, tuple[str, float | None]]] = {}
+    for row in store.db.execute("SELECT arm, case_id, scorer, status, value FROM run_scores WHERE run = ?", (run,)):
+        scores.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
+    out: dict[str, list[dict[str, Any]]] = {}
+    rows = store.db.execute(
+        "SELECT arm, case_id, position, answer, error, latency_ms, tokens_in, tokens_out, cpu_s, cost_usd, label "
+        "FROM run_results WHERE run = ? ORDER BY position",
+        (run,),
+    )
+    for row in rows:
+        result = _row(row)
+        result["scores"] = scores.get((row["arm"], row["case_id"]), {})
+        out.setdefault(row["arm"], []).append(result)
+    return out
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    return {key: row[key] for key in row.keys()}  # noqa: SIM118  (sqlite3.Row iterates values, not keys)
+
+
+def summarize_run(project: Project, name: str) -> dict[str, Any]:
+    """The summary of a run: ``{"run", "finished", "arms": {NAME: {"n", "accuracy": {"value", "ci95"}, ...}}}``."""
+    store = project.store
+    info = load_run(store, name)
+    results = load_results(store, name)
+    settings = project.config.eval
+    arms = {
+        arm: summarize_arm(
+            results.get(arm, []),
+            resamples=settings.bootstrap_resamples,
+            seed=settings.seed,
+            targets=project.config.targets,
+        )
+        for arm in info.arms
+    }
+    for summary in arms.values():
+        summary["missing"] = info.n_cases - summary["cases"]  # nonzero only while a run is unfinished
+    return {
+        "run": info.run,
+        "finished": info.finished_at is not None,
+        "cases_path": info.cases_path,
+        "n_cases": info.n_cases,
+        "arms": arms,
+    }
