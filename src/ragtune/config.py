@@ -222,6 +222,11 @@ class EvalSection(_Section):
         description="Scorers run on every output (content.judge and content.similarity need a model: add them "
         "on purpose).",
     )
+    judge: str = Field(
+        "",
+        description="The content.judge model: the name of an [endpoints.NAME] table, or 'generator' for the "
+        "project's own [generator]; empty leaves content.judge unscored.",
+    )
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples of the percentile bootstrap.")
     seed: int = Field(0, description="Seed of the bootstrap, so that summaries repeat exactly.")
     traces: bool = Field(

@@ -104,6 +104,33 @@ def runs_show(run: str, project_dir: Path | None, as_json: bool) -> None:
         print_summary(summary)
 
 
+@runs_group.command("export")
+@click.argument("run")
+@click.option("--arm", required=True, help="The arm whose results to export.")
+@click.option("--to", "fmt", type=click.Choice(["ragas", "ragchecker"]), required=True, help="The shape to write.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write: .jsonl or .csv for ragas, .json for ragchecker.",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@project_option
+@json_option
+def runs_export(run: str, arm: str, fmt: str, output: Path, force: bool, project_dir: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Write one arm's results of RUN as a RAGAS or RAGChecker data set (answers, contexts, scores)."""
+    from ragtune.harness.export import export_run
+
+    if output.exists() and not force:
+        raise HarnessError(f"{output} exists; pass --force to overwrite it")
+    n = export_run(open_project(project_dir).store, run, arm, "ragas" if fmt == "ragas" else "ragchecker", output)
+    if as_json:
+        emit_json({"run": run, "arm": arm, "format": fmt, "rows": n, "path": str(output)})
+    else:
+        console.print(f"wrote {n} rows of {run}/{arm} to {output} ({fmt})")
+
+
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--arms", help="With one RUN: the two arms to compare, A,B.")
@@ -119,6 +146,8 @@ def compare_cmd(runs: tuple[str, ...], arms: str | None, arm: str | None, projec
     project = open_project(project_dir)
     store, settings = project.store, project.config.eval
     if len(runs) == 1:
+        if arm:
+            raise HarnessError("--arm NAME is for two runs; with one run give the two arms as --arms A,B")
         pair = parse_arms(arms or "")
         if len(pair) != 2:
             raise HarnessError("with one run, give --arms A,B (two arms of that run)")

@@ -132,5 +132,5 @@ class Score:
         return cls(scorer, "scored", float(value), value >= threshold, reason, details)
 
     @classmethod
-    def unscored(cls, scorer: str, reason: str) -> Score:
-        return cls(scorer, "unscored", None, None, reason)
+    def unscored(cls, scorer: str, reason: str, **details: Any) -> Score:
+        return cls(scorer, "unscored", None, None, reason, details)

@@ -30,6 +30,7 @@ from ragtune.harness.summary import failure_label, summarize_arm
 from ragtune.store.db import Store, utcnow
 
 if TYPE_CHECKING:
+    from ragtune.generation.base import Generator
     from ragtune.project import Project
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -111,6 +112,11 @@ def begin_run(store: Store, name: str, cases_path: Path, cases: Sequence[Case], 
                 f"run {name!r} was started with arms {','.join(old.arms)}, not {','.join(arms)}; resume it with "
                 f"--arms {','.join(old.arms)} or give a new --name"
             )
+        if changed := _changed_settings(old.settings, settings):
+            raise HarnessError(
+                f"run {name!r} was started with a different {changed}; its stored results would not be comparable "
+                "with new ones: restore the old setting to resume, or give a new --name"
+            )
         return old
     info = RunInfo(name, utcnow(), None, str(cases_path), digest, arms, len(cases), settings)
     with store.transaction() as db:
@@ -120,6 +126,61 @@ def begin_run(store: Store, name: str, cases_path: Path, cases: Sequence[Case], 
             (name, info.created_at, info.cases_path, digest, json.dumps(arms), len(cases), json.dumps(settings)),
         )
     return info
+
+
+def _changed_settings(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What differs between a run's stored settings and a resume's, in words; None when nothing that matters does.
+
+    The batch size is free to change (it changes speed, not answers); runs stored before a setting was recorded
+    are not refused for lacking it.
+    """
+    if "scorers" in old and old["scorers"] != new["scorers"]:
+        return f"[eval] scorers ({', '.join(old['scorers'])}; now {', '.join(new['scorers'])})"
+    if "judge" in old and old["judge"] != new["judge"]:
+        return f"[eval] judge ({old['judge']}; now {new['judge']})"
+    for arm, identity in old.get("arms", {}).items():
+        now = new["arms"].get(arm)
+        if now is not None and now != identity:
+            return f"model or settings for arm {arm} ({json.dumps(identity)}; now {json.dumps(now)})"
+    return None
+
+
+def scoring_context(project: Project, scorers: Sequence[str]) -> ScoringContext:
+    """The scorers' context: the store always; the embedder and the judge only when a scorer asks for them."""
+    from ragtune.harness.scorers.content import SIMILARITY
+    from ragtune.harness.scorers.judge import NAME as JUDGE
+
+    embedder = project.embedder if SIMILARITY in scorers else None
+    judge = make_judge(project) if JUDGE in scorers else None
+    return ScoringContext(store=project.store, embedder=embedder, judge=judge)
+
+
+def make_judge(project: Project) -> Generator | None:
+    """The generator named by ``[eval] judge``: an ``[endpoints.NAME]`` model, or ``generator`` for the project's."""
+    name = project.config.eval.judge
+    if not name:
+        return None
+    if name == "generator":
+        return project.generator
+    endpoint = project.config.endpoints.get(name)
+    if endpoint is None:
+        known = ", ".join(project.config.endpoints) or "none"
+        raise HarnessError(
+            f"[eval] judge = {name!r}: no [endpoints.{name}] table (configured: {known}); name one, or 'generator'"
+        )
+    from ragtune.config import GeneratorSection
+    from ragtune.generation.base import make_generator
+
+    return make_generator(
+        GeneratorSection(
+            backend="openai",
+            base_url=endpoint.base_url,
+            model=endpoint.model,
+            api_key_env=endpoint.api_key_env,
+            timeout_s=endpoint.timeout_s,
+            concurrency=endpoint.concurrency,
+        )
+    )
 
 
 def stored_case_ids(store: Store, run: str, arm: str) -> set[str]:
@@ -217,17 +278,16 @@ def execute_run(
         raise HarnessError(f"[eval] scorers: unknown {', '.join(unknown)}; known: {', '.join(SCORERS)}")
     cases = load_cases(cases_path)
     arms = [make_arm(a, project) for a in arm_list]  # every arm checked before any work
+    ctx = scoring_context(project, settings.scorers)
     store = project.store
     run_name = name or default_run_name()
-    info = begin_run(
-        store,
-        run_name,
-        cases_path,
-        cases,
-        arm_list,
-        {"scorers": settings.scorers, "batch_size": settings.batch_size},
-    )
-    ctx = ScoringContext(store=store)
+    run_settings = {
+        "scorers": settings.scorers,
+        "batch_size": settings.batch_size,
+        "judge": ctx.judge.identity() if ctx.judge is not None else None,
+        "arms": {a.name: a.identity() for a in arms},
+    }
+    info = begin_run(store, run_name, cases_path, cases, arm_list, run_settings)
     todo = {a.name: [(i, c) for i, c in enumerate(cases) if c.id not in stored_case_ids(store, run_name, a.name)] for a in arms}  # fmt: skip
     total = sum(len(t) for t in todo.values())
     for arm in arms:

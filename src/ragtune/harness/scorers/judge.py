@@ -59,7 +59,7 @@ def _fallback(case: Case, output: Output, ctx: ScoringContext, why: str, said: s
     assert by_words is not None  # the case has answers
     reason = f"{why}; fell back to {MATCH}: {by_words.reason}"
     if by_words.status == "unscored":
-        return Score.unscored(NAME, reason)
+        return Score.unscored(NAME, reason, fallback=MATCH, judge_output=said)
     assert by_words.value is not None
     return Score.ok(NAME, by_words.value, reason, fallback=MATCH, judge_output=said)
 
