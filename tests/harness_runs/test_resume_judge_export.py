@@ -131,3 +131,13 @@ def test_export_writes_ragas_and_ragchecker_with_context_text(handbook: Any, cas
         export_rows(handbook.store, "ex", "rag")
     with pytest.raises(HarnessError, match="run 'ex' has no arm 'oracle'; its arms: closed-book, rag"):
         export_rows(handbook.store, "ex", "oracle")
+
+
+def test_similarity_scorer_gets_the_project_embedder_in_a_run(handbook: Any, cases_file: Path) -> None:
+    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.config.eval.scorers = ["content.similarity"]
+    execute_run(handbook, cases_file, ["closed-book"], name="sim")
+    rows = {r["case_id"]: r for r in load_results(handbook.store, "sim")["closed-book"]}
+    status, value = rows["capital"]["scores"]["content.similarity"]
+    assert status == "scored" and value is not None and value > 0.5  # "Paris is the capital." vs "Paris" (MiniLM)
+    assert rows["noevidence"]["scores"]["content.similarity"][1] < value  # "I don't know." vs "Ada"
