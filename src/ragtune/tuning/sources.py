@@ -161,17 +161,18 @@ def from_jsonl(path: Path) -> list[Candidate]:
             if not stripped or stripped.startswith("#"):
                 continue
             try:
-                line = ChatLine.model_validate_json(stripped, strict=True)
+                data = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                problems.append(CaseProblem(where, number, "", f"not valid JSON ({exc.msg} at column {exc.colno})"))
+                continue
+            if not isinstance(data, dict):
+                problems.append(CaseProblem(where, number, "", "a line must be a JSON object"))
+                continue
+            try:
+                # strict: "2" is not a version number
+                line = ChatLine.model_validate(data, strict=True)
             except ValidationError as exc:
-                for err in exc.errors(include_url=False):
-                    if err["type"] == "json_invalid":
-                        problem = f"not valid JSON ({err['ctx'].get('error', err['msg'])})" if "ctx" in err else ""
-                        problems.append(CaseProblem(where, number, "", problem or "not valid JSON"))
-                        break
-                    if err["type"] == "model_type" and not err["loc"]:
-                        problems.append(CaseProblem(where, number, "", "a line must be a JSON object"))
-                        break
-                    problems.append(CaseProblem(where, number, *_explain(err)))
+                problems += [CaseProblem(where, number, *_explain(err)) for err in exc.errors(include_url=False)]
                 continue
             origin: dict[str, Any] = {"kind": "jsonl", "file": where, "line": number}
             if line.origin:
