@@ -31,7 +31,7 @@ def tune_group() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help='Chat-messages JSONL ({"messages": [...], "source": {"doc_id", "version"}}). Repeatable.',
 )
-@click.option("--name", required=True, help="Data set name (letters, digits, '.', '_', '-').")
+@click.option("--name", required=True, metavar="NAME", help="Data set name (letters, digits, '.', '_', '-').")
 @click.option(
     "--eval-cases",
     multiple=True,
