@@ -43,31 +43,31 @@ def conversation_text(messages: Messages) -> str:
     return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
-def near_duplicates(vectors: np.ndarray, threshold: float, block: int = 1024) -> dict[int, tuple[int, float]]:
+def near_duplicates(vectors: np.ndarray, threshold: float, block: int = 256) -> dict[int, tuple[int, float]]:
     """Rows that repeat an earlier kept row: {row: (the earlier row, cosine)}. Greedy in order, so the first of a
-    group is kept and a row is only ever compared with kept rows."""
+    group is kept and a row is only ever compared with kept rows. Memory stays at ``block`` x kept rows."""
     out: dict[int, tuple[int, float]] = {}
-    kept: list[int] = []
-    n = len(vectors)
-    for lo in range(0, n, block):
+    kept = np.zeros(0, dtype=np.int64)
+    for lo in range(0, len(vectors), block):
         part = vectors[lo : lo + block]
-        prior = vectors[kept] if kept else np.zeros((0, vectors.shape[1]), dtype=vectors.dtype)
-        against_prior = part @ prior.T  # (block, kept)
-        within = part @ part.T  # (block, block)
+        against_prior = part @ vectors[kept].T  # (block, kept so far)
+        within = part @ part.T
         kept_here: list[int] = []
         for i in range(len(part)):
             best, best_row = -1.0, -1
-            if against_prior.shape[1]:
+            if len(kept):
                 j = int(np.argmax(against_prior[i]))
-                best, best_row = float(against_prior[i, j]), kept[j]
-            for k in kept_here:
-                if float(within[i, k]) > best:
-                    best, best_row = float(within[i, k]), lo + k
+                best, best_row = float(against_prior[i, j]), int(kept[j])
+            if kept_here:
+                sims = within[i, kept_here]
+                k = int(np.argmax(sims))
+                if float(sims[k]) > best:
+                    best, best_row = float(sims[k]), lo + kept_here[k]
             if best_row >= 0 and best >= threshold:
                 out[lo + i] = (best_row, round(best, 4))
             else:
                 kept_here.append(i)
-        kept += [lo + k for k in kept_here]
+        kept = np.concatenate([kept, np.asarray(kept_here, dtype=np.int64) + lo])
     return out
 
 
@@ -84,14 +84,18 @@ def leaks(
     flat: list[tuple[int, str]] = [(i, t) for i, turns in enumerate(user_turns) for t in turns]
     q_vectors = embedder.encode(list(questions))
     t_vectors = embedder.encode([t for _, t in flat])
-    sims = t_vectors @ q_vectors.T
+    best = np.zeros(len(flat), dtype=np.int64)
+    best_sim = np.zeros(len(flat), dtype=np.float32)
+    for lo in range(0, len(flat), 4096):  # bounded memory: 4,096 turns x the questions at a time
+        sims = t_vectors[lo : lo + 4096] @ q_vectors.T
+        best[lo : lo + 4096] = np.argmax(sims, axis=1)
+        best_sim[lo : lo + 4096] = sims[np.arange(len(sims)), best[lo : lo + 4096]]
     out: dict[int, tuple[int, float]] = {}
     for row, (example, text) in enumerate(flat):
         if normalise(text) in exact:
             hit = (exact[normalise(text)], 1.0)
         else:
-            j = int(np.argmax(sims[row]))
-            hit = (j, round(float(sims[row, j]), 4))
+            hit = (int(best[row]), round(float(best_sim[row]), 4))
         if hit[1] >= threshold and (example not in out or hit[1] > out[example][1]):
             out[example] = hit
     return out
