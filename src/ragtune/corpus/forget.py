@@ -173,13 +173,14 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
         raise
     for old, _ in rewritten:
         Segment.delete_files(project.index_dir, old)
-    for work in context.after_commit if context else []:
-        work()
     remove_orphans(store, project.index_dir)
     if found:
         store.compact()
     if "index" in project.__dict__:
         project.index.refresh()
+    # last, so that a failure here (a data set file that cannot be rewritten) still leaves the store compacted
+    for work in context.after_commit if context else []:
+        work()
     receipt.seconds = round(time.perf_counter() - started, 3)
     return receipt
 

@@ -368,6 +368,9 @@ def _save(
     with _swap_folder(dataset.folder) as staging:
         write_files(staging, dataset)
         with store.transaction() as db:
+            now_row = db.execute("SELECT digest FROM datasets WHERE name = ?", (name,)).fetchone()
+            if (now_row and now_row["digest"]) != (row and row["digest"]):
+                raise TuningError(f"data set {name!r} was changed by another command meanwhile; run again")
             db.execute("DELETE FROM datasets WHERE name = ?", (name,))
             db.execute(
                 "INSERT INTO datasets (name, digest, created_at, updated_at, n_train, n_holdout, settings, report, "
