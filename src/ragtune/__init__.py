@@ -30,6 +30,9 @@ _EXPORTS = {
     "register_embedder": "ragtune.index.embedder",
     "register_fusion": "ragtune.retrieval.fusion",
     "register_reranker": "ragtune.retrieval.rerank",
+    "build_dataset": "ragtune.tuning.data",
+    "load_dataset": "ragtune.tuning.data",
+    "document_lineage": "ragtune.corpus.lineage",
 }
 
 from ragtune.errors import (  # noqa: E402
@@ -42,12 +45,14 @@ from ragtune.errors import (  # noqa: E402
     RagtuneError,
     RetrievalError,
     StoreError,
+    TuningError,
 )
 
 if TYPE_CHECKING:
     from ragtune.config import Config, load_config
     from ragtune.corpus.forget import forget
     from ragtune.corpus.ingest import ingest_documents, ingest_paths
+    from ragtune.corpus.lineage import document_lineage
     from ragtune.corpus.loaders import Defaults
     from ragtune.corpus.model import RawDocument, Rights
     from ragtune.index.embedder import register_embedder
@@ -56,6 +61,7 @@ if TYPE_CHECKING:
     from ragtune.retrieval.fusion import register_fusion
     from ragtune.retrieval.rerank import register_reranker
     from ragtune.retrieval.search import Hit, Retriever
+    from ragtune.tuning.data import build_dataset, load_dataset
 
 
 def __getattr__(name: str) -> Any:
@@ -85,12 +91,16 @@ __all__ = [
     "Retriever",
     "Rights",
     "StoreError",
+    "TuningError",
     "__version__",
+    "build_dataset",
+    "document_lineage",
     "forget",
     "ingest_documents",
     "ingest_paths",
     "init_project",
     "load_config",
+    "load_dataset",
     "register_embedder",
     "register_fusion",
     "register_reranker",

@@ -259,6 +259,42 @@ class TargetsSection(_Section):
     cost_per_1k_usd: float = Field(0.0, ge=0, description="Highest acceptable cost per 1,000 requests, US dollars.")
 
 
+class TuningSection(_Section):
+    """`ragtune tune data`: how training data sets are screened (rights are always enforced)."""
+
+    pii: Literal["drop", "mask"] = Field(
+        "mask",
+        description="Examples holding personal data (e-mail, phone, card number, IBAN, account number): 'mask' "
+        "replaces each with [EMAIL], [PHONE], ...; 'drop' leaves the example out.",
+    )
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["US"],
+        description="Regions (ISO 3166 codes) whose national phone formats count as phone numbers; numbers "
+        "written with a leading + are found whatever this says.",
+    )
+    holdout: float = Field(0.2, ge=0, lt=1, description="Share of examples set aside for evaluation, by hash.")
+    seed: int = Field(0, description="Seed of the holdout split: the same seed and examples give the same split.")
+    near_duplicate: float = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Examples whose MiniLM embeddings (whole conversation) have a cosine at least this high "
+        "count as near-duplicates; the later one is dropped.",
+    )
+    leakage: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="An example whose user turn has a cosine at least this high with an evaluation case's "
+        "question is dropped as leakage.",
+    )
+    eval_cases: list[str] = Field(
+        default_factory=list,
+        description="Case files (relative to the project folder) checked for leakage when --eval-cases is not "
+        "given; empty means no leakage check unless asked for.",
+    )
+
+
 class Config(_Section):
     """The whole of ragtune.toml."""
 
@@ -273,6 +309,7 @@ class Config(_Section):
     eval: EvalSection = Field(default_factory=EvalSection)
     costs: CostsSection = Field(default_factory=CostsSection)
     targets: TargetsSection = Field(default_factory=TargetsSection)
+    tuning: TuningSection = Field(default_factory=TuningSection)
     endpoints: dict[str, EndpointSection] = Field(
         default_factory=dict,
         description="Models usable as arms `endpoint:NAME`, as [endpoints.NAME] tables.",

@@ -71,6 +71,17 @@ class HarnessError(RagtuneError):
         super().__init__(message)
 
 
+class TuningError(RagtuneError):
+    """A training data set (or its input) is invalid, or a data set name is taken.
+
+    ``problems`` lists every bad line of an input file, as for :class:`HarnessError`.
+    """
+
+    def __init__(self, message: str, problems: Sequence[CaseProblem] = ()) -> None:
+        self.problems: list[CaseProblem] = list(problems)
+        super().__init__(message)
+
+
 class BenchmarkError(RagtuneError):
     """A benchmark's input data is missing or malformed."""
 
@@ -86,4 +97,5 @@ __all__ = [
     "RagtuneError",
     "RetrievalError",
     "StoreError",
+    "TuningError",
 ]

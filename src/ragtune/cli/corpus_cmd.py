@@ -96,11 +96,21 @@ def forget_cmd(doc_ids: tuple[str, ...], source: str | None, project_dir: Path |
         t = receipt.totals
         console.print(
             f"receipt {receipt.receipt_id} ({receipt.created_at}): forgot {t['documents']} documents, "
-            f"{t['versions']} versions, {t['chunks']} chunks; rewrote {receipt.segments_rewritten} index segments "
+            f"{t['versions']} versions, {t['chunks']} chunks, {t.get('traces', 0)} traces, "
+            f"{t.get('dataset_examples', 0)} training examples; rewrote {receipt.segments_rewritten} index segments "
             f"in {receipt.seconds:.2f}s"
         )
         for doc in receipt.documents:
             console.print(f"  {doc['doc_id']} ({doc['source']}): {doc['versions']} versions, {doc['chunks']} chunks")
+        for ds in receipt.sections.get("datasets", []):
+            console.print(
+                f"  data set {ds['name']}: removed {ds['removed']} examples; digest {ds['old_digest'][:12]} → "
+                f"{ds['new_digest'][:12]}"
+            )
+        for key, entries in receipt.sections.items():  # what other hooks recorded (model versions, ...)
+            if key != "datasets":
+                for entry in entries:
+                    console.print(f"  {key}: " + "  ".join(f"{k}={v}" for k, v in entry.items()))
         for missing in receipt.not_found:
             err_console.print(f"error: {missing}: no such document; see `ragtune docs list`")
     if not receipt.ok:

@@ -19,6 +19,7 @@ from ragtune.cli import (
     project_cmd,
     search_cmd,
     serve_cmd,
+    tune_cmd,
 )
 from ragtune.errors import RagtuneError
 
@@ -41,7 +42,18 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     ctx.obj = {"project_dir": project_dir}
 
 
-for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, cases_cmd, eval_cmd, bench_cmd, demo_cmd, serve_cmd):
+for module in (
+    project_cmd,
+    corpus_cmd,
+    search_cmd,
+    ask_cmd,
+    cases_cmd,
+    eval_cmd,
+    tune_cmd,
+    bench_cmd,
+    demo_cmd,
+    serve_cmd,
+):
     module.register(cli)
 
 

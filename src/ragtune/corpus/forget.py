@@ -3,13 +3,24 @@
 Segments that held forgotten chunks are rewritten without them (their vocabulary too), the old files are deleted,
 and the SQLite file is vacuumed with secure_delete on, so no file under .ragtune/ keeps the forgotten text. The
 receipt records ids and counts only, never the text.
+
+What else was made from a document (training data sets; model versions trained on them) is cleaned up by the
+functions in :data:`FORGET_HOOKS`, inside the same transaction. The built-in data set hook registers itself there
+exactly as an extension would::
+
+    def taint_models(ctx: ForgetContext) -> None:
+        ctx.db.execute("UPDATE ...")                       # rolls back with the forget if anything fails
+        ctx.receipt.sections["models"] = [...]; ctx.receipt.totals["models_tainted"] = n
+    FORGET_HOOKS.append(taint_models)
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,18 +44,48 @@ class Receipt:
     totals: dict[str, int] = field(default_factory=dict)
     segments_rewritten: int = 0
     seconds: float = 0.0
+    # filled by FORGET_HOOKS, one list per kind of thing made from the documents ("datasets", "models");
+    # each shows as a top-level key of the JSON receipt
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.not_found
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.update(data.pop("sections"))
+        return data
+
+
+@dataclass
+class ForgetContext:
+    """What a forget hook gets: the project, the open transaction, the documents going, and the receipt."""
+
+    project: Project
+    db: sqlite3.Connection  # inside the forget's transaction: changes commit or roll back with the rows it deletes
+    doc_ids: list[str]  # the documents being forgotten (those found in the corpus)
+    receipt: Receipt  # extend receipt.totals and receipt.sections; ids and counts only, never text
+    after_commit: list[Callable[[], object]] = field(default_factory=list)  # file work once the rows are gone
+
+
+ForgetHook = Callable[[ForgetContext], None]
+
+# Run in order inside the forget's transaction, after the document rows are deleted and before the receipt is
+# stored. The built-in data set hook registers when ragtune.tuning is imported, so a hook defined in a module that
+# imports ragtune.tuning runs after it: it then finds each changed data set's name and old digest (what a model
+# version records) in receipt.sections["datasets"], the data set rows being already rewritten.
+FORGET_HOOKS: list[ForgetHook] = []
+
+
+def _load_builtin_hooks() -> None:
+    import ragtune.tuning  # noqa: F401  (registers the data set hooks)
 
 
 def forget(project: Project, doc_ids: list[str] | None = None, source: str | None = None) -> Receipt:
     """Remove documents (by id, or every document of a source) from everywhere they went."""
     started = time.perf_counter()
+    _load_builtin_hooks()
     store = project.store
     wanted = list(dict.fromkeys(doc_ids or []))
     missing_source = False
@@ -103,6 +144,7 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
         "traces": len(trace_ids),
     }
     receipt.segments_rewritten = len(rewritten)
+    context: ForgetContext | None = None
     try:
         with store.transaction() as db:
             for i in range(0, len(gone_ids), 500):
@@ -117,6 +159,9 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
                 db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
             swap_segments(db, [old for old, _ in rewritten], [new for _, new in rewritten])
             Store.bump_generation(db)
+            context = ForgetContext(project, db, gone_ids, receipt)
+            for hook in FORGET_HOOKS:
+                hook(context)
             receipt.seconds = round(time.perf_counter() - started, 3)
             db.execute(
                 "INSERT INTO receipts VALUES (?, 'forget', ?, ?)",
@@ -133,6 +178,9 @@ def forget(project: Project, doc_ids: list[str] | None = None, source: str | Non
         store.compact()
     if "index" in project.__dict__:
         project.index.refresh()
+    # last, so that a failure here (a data set file that cannot be rewritten) still leaves the store compacted
+    for work in context.after_commit if context else []:
+        work()
     receipt.seconds = round(time.perf_counter() - started, 3)
     return receipt
 

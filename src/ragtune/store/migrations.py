@@ -150,4 +150,44 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_datasets",
+        """
+        -- a training data set: content-addressed (digest over its examples in order), built once under a name
+        CREATE TABLE datasets (
+            name        TEXT PRIMARY KEY,
+            digest      TEXT NOT NULL,             -- sha256 of the canonical JSON of its examples, in order
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,             -- moves when forget removes examples
+            n_train     INTEGER NOT NULL,
+            n_holdout   INTEGER NOT NULL,
+            settings    TEXT NOT NULL,             -- JSON: inputs, pii mode, thresholds, seed, holdout share
+            report      TEXT NOT NULL,             -- JSON: kept and excluded counts by reason, as built
+            previous    TEXT NOT NULL DEFAULT '[]' -- JSON: earlier digests and what changed them (forget receipts)
+        );
+
+        CREATE TABLE dataset_examples (
+            name      TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+            position  INTEGER NOT NULL,            -- order in the data set; gaps appear when examples are forgotten
+            split     TEXT NOT NULL CHECK (split IN ('train', 'holdout')),
+            digest    TEXT NOT NULL,               -- sha256 of the example's canonical messages
+            messages  TEXT NOT NULL,               -- JSON: [{"role": ..., "content": ...}, ...]
+            origin    TEXT NOT NULL,               -- JSON: kind (case | trace | jsonl), ids, documents as doc@version
+            PRIMARY KEY (name, position)
+        );
+
+        -- which document versions each example came from, so forget and lineage find them by document
+        CREATE TABLE dataset_example_docs (
+            name     TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            doc_id   TEXT NOT NULL,
+            version  INTEGER NOT NULL,
+            PRIMARY KEY (name, position, doc_id, version),
+            FOREIGN KEY (name, position) REFERENCES dataset_examples(name, position) ON DELETE CASCADE
+        );
+        CREATE INDEX dataset_example_docs_doc ON dataset_example_docs(doc_id);
+
+        CREATE VIEW dataset_docs AS SELECT DISTINCT name, doc_id, version FROM dataset_example_docs;
+        """,
+    ),
 ]
