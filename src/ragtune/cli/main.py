@@ -15,6 +15,7 @@ from ragtune.cli import (
     cases_cmd,
     corpus_cmd,
     demo_cmd,
+    diagnose_cmd,
     eval_cmd,
     project_cmd,
     search_cmd,
@@ -41,7 +42,18 @@ def cli(ctx: click.Context, project_dir: Path | None) -> None:
     ctx.obj = {"project_dir": project_dir}
 
 
-for module in (project_cmd, corpus_cmd, search_cmd, ask_cmd, cases_cmd, eval_cmd, bench_cmd, demo_cmd, serve_cmd):
+for module in (
+    project_cmd,
+    corpus_cmd,
+    search_cmd,
+    ask_cmd,
+    cases_cmd,
+    eval_cmd,
+    diagnose_cmd,
+    bench_cmd,
+    demo_cmd,
+    serve_cmd,
+):
     module.register(cli)
 
 

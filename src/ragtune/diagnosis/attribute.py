@@ -84,6 +84,13 @@ def choose_primary(data: RunData, configured: str = "") -> tuple[str, str]:
     return best, "the run has no rag arm: its best-scoring arm other than oracle"
 
 
+def _when(stamp: str | None) -> str:
+    """An ISO timestamp as a date when it is midnight UTC (as validity dates from bare dates are)."""
+    if stamp is None:
+        return "now"
+    return stamp[:10] if stamp.endswith(("T00:00:00+00:00", "T23:59:59+00:00")) else stamp
+
+
 def _short(text: str, limit: int = 90) -> str:
     text = " ".join(text.split())
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
@@ -375,7 +382,7 @@ class Attributor:
             ref = f"{doc_id}@{version} ({c['chunk_id']})"
             if superseded and info is not None:
                 why = (f"{self.primary} answered {_short(p.answer)}, giving {shown}, which the context's {ref} states; "
-                       f"that version was superseded on {info.valid_to}, before the case's date {as_of}")  # fmt: skip
+                       f"that version was superseded on {_when(info.valid_to)}, before the case's date {_when(as_of)}")  # fmt: skip
                 nxt = (f"honour validity dates: check the case's as_of and the --valid-from of the re-ingest; "
                        f"`ragtune docs show {shlex.quote(doc_id)}`, then {self.eval_cmd(self.primary, 'fresh')}")  # fmt: skip
             else:
@@ -387,7 +394,7 @@ class Attributor:
         # not from the context: from the model's own memory
         origin = self._stale_origin(gold, values)
         came = (
-            f"; it is the value of {origin.ref} (valid {origin.valid_from} to {origin.valid_to or 'now'})"
+            f"; it is the value of {origin.ref} (valid {_when(origin.valid_from)} to {_when(origin.valid_to)})"
             if origin
             else ""
         )

@@ -223,8 +223,9 @@ def recommend(
         verdict = SIDE_VERDICT[lead]
         others = [s for s in QUALITY_SIDES if s != lead]
         runner = max(others, key=lambda s: share[s])
-        reason = (f"{_pct(sides[lead])} of the attributed failures are {lead} failures "
-                  f"({', '.join(f'{s} {share[s]:.0%}' for s in others)})")  # fmt: skip
+        count = round(share[lead] * len(attributed))
+        reason = (f"{count} of {len(attributed)} attributed failures are {lead} failures ({_pct(sides[lead])}; "
+                  f"{', '.join(f'{s} {share[s]:.0%}' for s in others)})")  # fmt: skip
         strong = (sides[lead]["ci95"] or [0.0])[0] > share[runner]
         would.append(f"if {runner} failures outgrew {lead} failures (now {share[runner]:.0%} vs {share[lead]:.0%})")
         if verdict == "RAG":
