@@ -55,8 +55,7 @@ class Attribution:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["id"] = out.pop("case_id")
-        return out
+        return {"id": out.pop("case_id"), **out}
 
 
 def choose_primary(data: RunData, configured: str = "") -> tuple[str, str]:

@@ -102,3 +102,14 @@ def cause(family: str, name: str) -> Cause:
 
 def causes_of(family: Family) -> list[str]:
     return [c.name for c in CAUSES.values() if c.family == family]
+
+
+def taxonomy_markdown() -> str:
+    """The taxonomy table of docs/diagnosis.md (tests/diagnosis/test_docs.py checks that the doc holds it)."""
+    lines = ["| family | cause | side (verdict) | what failed | rule |", "|---|---|---|---|---|"]
+    for c in CAUSES.values():
+        verdict = SIDE_VERDICT.get(c.side, "SLA check")
+        lines.append(f"| `{c.family}` | `{c.name}` | {c.side} ({verdict}) | {c.what} | {c.rule} |")
+    for reason, text in UNCLEAR_REASONS.items():
+        lines.append(f"| `{UNCLEAR}` | `{reason}` | none | unclear | {text} |")
+    return "\n".join(lines)
