@@ -35,7 +35,11 @@ _TOLERANCE = 0.01  # the scorers' default numeric tolerance: 'gives a value' mea
 
 @dataclass
 class Attribution:
-    """One failed case: which arm failed, the family and cause, what failed, why we say so, and what to do next."""
+    """One failed case: which arm failed, the family and cause, what failed, why we say so, and what to do next.
+
+    >>> a = diagnose_run(project, "baseline").cases[0]
+    >>> a.family, a.cause, a.next     # ('retrieval', 'miss', "see where the gold ranks: `ragtune search ...")
+    """
 
     case_id: str
     arm: str

@@ -29,7 +29,11 @@ Traffic = Path | Literal["traces"] | None
 
 @dataclass
 class Diagnosis:
-    """A run's diagnosis: the recommendation, every failed case's attribution, and the readiness facts."""
+    """A run's diagnosis: the recommendation, every failed case's attribution, and the readiness facts.
+
+    >>> d = diagnose_run(project, "baseline")
+    >>> d.recommendation.verdict, [(a.case_id, a.family, a.cause) for a in d.cases][:2]
+    """
 
     run: str
     primary_arm: str

@@ -21,7 +21,11 @@ QUALITY_SIDES: tuple[Side, ...] = ("prompt", "facts", "training")
 
 @dataclass
 class Recommendation:
-    """The verdict for a run and the evidence behind it (see :func:`recommend`)."""
+    """The verdict for a run and the evidence behind it (see :func:`recommend`).
+
+    >>> rec = diagnose_run(project, "baseline").recommendation
+    >>> rec.verdict, rec.confidence, rec.shares["knowledge"]["ci95"]
+    """
 
     verdict: Verdict
     confidence: Confidence
