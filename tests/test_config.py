@@ -54,7 +54,7 @@ def test_unknown_section(tmp_path: Path) -> None:
     path.write_text("[retrival]\nk = 3\n")
     with pytest.raises(
         ConfigError,
-        match="unknown key 'retrival'; allowed keys here: answer, corpus, costs, embedder, endpoints, eval, generator, "
+        match="unknown key 'retrival'; allowed keys here: answer, corpus, costs, diagnosis, embedder, endpoints, eval, generator, "
         "project, retrieval, server, targets, telemetry",
     ):
         load_config(path)

@@ -295,6 +295,66 @@ class TuningSection(_Section):
     )
 
 
+class DiagnosisSection(_Section):
+    """`ragtune diagnose`: whose failures are attributed, and the recommendation's thresholds (docs/diagnosis.md)."""
+
+    primary_arm: str = Field(
+        "",
+        description="The arm whose failures are diagnosed; empty: 'rag' when the run has it, else the run's "
+        "best-scoring arm other than 'oracle' (which needs gold evidence, so it is never a deployable system).",
+    )
+    no_change_max_failure_rate: float = Field(
+        0.1, ge=0, le=1, description="NO-CHANGE when at most this share of the primary arm's cases failed."
+    )
+    severe_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="A side (fact failures fixed by RAG, behaviour failures fixed by training) is severe at or above "
+        "this share of the attributed failures; both severe means HYBRID or HARNESS-FIRST.",
+    )
+    max_unclear_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="HARNESS-FIRST when more than this share of the failures cannot be attributed (arms or evidence "
+        "missing, arms contradicting each other).",
+    )
+    hybrid_min_fix_rate: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="HYBRID needs a hybrid:VERSION arm that gets at least this share of the mixed failures right, "
+        "with a 95% interval above 0.",
+    )
+    oracle_min_fix_rate: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="RAG's confidence is low when the oracle arm (the model given the gold evidence) gets fewer than "
+        "this share of the fact failures right: then evidence in the prompt is not what fixes them.",
+    )
+    min_failures: int = Field(
+        10, ge=1, description="Fewer attributed failures than this make the confidence low ('n too small')."
+    )
+    coverage_min_similarity: float = Field(
+        0.5,
+        ge=-1,
+        le=1,
+        description="A production question is covered when some case question's MiniLM cosine similarity to it is "
+        "at least this.",
+    )
+    traffic_clusters: int = Field(
+        0, ge=0, le=200, description="Clusters of production questions; 0 picks about sqrt(n/2), at most 20."
+    )
+    length_ks_max: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Warn when the KS distance between case and production question lengths (in words) exceeds this.",
+    )
+
+
 class Config(_Section):
     """The whole of ragtune.toml."""
 
@@ -310,6 +370,7 @@ class Config(_Section):
     costs: CostsSection = Field(default_factory=CostsSection)
     targets: TargetsSection = Field(default_factory=TargetsSection)
     tuning: TuningSection = Field(default_factory=TuningSection)
+    diagnosis: DiagnosisSection = Field(default_factory=DiagnosisSection)
     endpoints: dict[str, EndpointSection] = Field(
         default_factory=dict,
         description="Models usable as arms `endpoint:NAME`, as [endpoints.NAME] tables.",

@@ -40,7 +40,7 @@ def test_resume_refuses_changed_scorers_or_model_but_not_batch_size(handbook: An
         "accuracy", "content.f1", "staleness", "citations.support", "format", "retrieval"
     ]  # fmt: skip
     handbook.__dict__["generator"] = _Renamed(SCRIPT)
-    with pytest.raises(HarnessError, match="different model or settings for arm closed-book .*another"):
+    with pytest.raises(HarnessError, match=r"different model or settings for arm closed-book .*another"):
         execute_run(handbook, cases_file, ["closed-book"], name="guarded")
     assert handbook.store.db.execute("SELECT COUNT(*) FROM run_results").fetchone()[0] == len(CASES)
 
@@ -80,7 +80,9 @@ def test_judge_naming_an_unknown_endpoint_fails_before_the_run(handbook: Any, ca
 
 
 def test_judge_endpoint_over_http_falls_back_on_a_non_json_reply(
-    handbook: Any, cases_file: Path, server: str  # noqa: F811
+    handbook: Any,
+    cases_file: Path,
+    server: str,  # noqa: F811
 ) -> None:
     handbook.__dict__["generator"] = Scripted({"rate limit": "600 requests per minute"})
     handbook.config.endpoints["grader"] = EndpointSection(base_url=server, model="grader")

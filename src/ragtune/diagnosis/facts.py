@@ -1,0 +1,220 @@
+"""What diagnosis reads: a run's stored results with every score's reason and details, the run's cases, and the
+corpus facts (owners, rights, versions and their text) that evidence is checked against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragtune.errors import HarnessError
+from ragtune.harness.cases import load_cases
+from ragtune.harness.model import Case
+from ragtune.harness.runs import RunInfo, file_digest, load_run
+from ragtune.store.db import Store
+
+
+@dataclass
+class ScoreRow:
+    """One stored scorer verdict."""
+
+    status: str
+    value: float | None
+    passed: bool | None
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scored(self) -> bool:
+        return self.status == "scored"
+
+
+@dataclass
+class ArmResult:
+    """One arm's stored result for one case, with its scores by scorer name."""
+
+    arm: str
+    case_id: str
+    position: int
+    answer: str
+    error: str | None
+    latency_ms: float
+    cost_usd: float
+    label: str
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    variants: dict[str, str] = field(default_factory=dict)
+    trace_id: str | None = None
+    scores: dict[str, ScoreRow] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> bool:
+        return self.label == "correct"
+
+    @property
+    def content_right(self) -> bool:
+        """Right content whatever the form: correct, or only the format rule broken."""
+        return self.label in ("correct", "format")
+
+    @property
+    def content_wrong(self) -> bool:
+        return self.label in ("wrong", "stale")
+
+    def score(self, name: str) -> ScoreRow | None:
+        row = self.scores.get(name)
+        return row if row is not None and row.scored else None
+
+    def variant_right(self, variant: str) -> bool | None:
+        """Whether a prompt variant's answer is right and well-formed (None: nothing about it was scored)."""
+        checks = [self.score(f"variant.{variant}.{s}") for s in ("accuracy", "format")]
+        scored = [c for c in checks if c is not None]
+        return all(bool(c.passed) for c in scored) if scored else None
+
+
+@dataclass
+class RunData:
+    """A run's header, its results as ``case_id -> arm -> result`` (case-file order), and its cases if readable."""
+
+    info: RunInfo
+    results: dict[str, dict[str, ArmResult]]
+    cases: dict[str, Case]
+    notes: list[str] = field(default_factory=list)
+
+    def arm_results(self, arm: str) -> list[ArmResult]:
+        return [by_arm[arm] for by_arm in self.results.values() if arm in by_arm]
+
+
+def load_run_data(store: Store, run: str, root: Path | None = None) -> RunData:
+    info = load_run(store, run)
+    scores: dict[tuple[str, str], dict[str, ScoreRow]] = {}
+    for row in store.db.execute(
+        "SELECT arm, case_id, scorer, status, value, passed, reason, details FROM run_scores WHERE run = ?", (run,)
+    ):
+        passed = None if row["passed"] is None else bool(row["passed"])
+        scores.setdefault((row["arm"], row["case_id"]), {})[row["scorer"]] = ScoreRow(
+            row["status"], row["value"], passed, row["reason"], json.loads(row["details"] or "{}")
+        )
+    results: dict[str, dict[str, ArmResult]] = {}
+    rows = store.db.execute(
+        "SELECT arm, case_id, position, answer, error, latency_ms, cost_usd, label, output FROM run_results "
+        "WHERE run = ? ORDER BY position",
+        (run,),
+    )
+    for row in rows:
+        extra = json.loads(row["output"] or "{}")
+        results.setdefault(row["case_id"], {})[row["arm"]] = ArmResult(
+            arm=row["arm"],
+            case_id=row["case_id"],
+            position=row["position"],
+            answer=row["answer"],
+            error=row["error"],
+            latency_ms=row["latency_ms"],
+            cost_usd=row["cost_usd"],
+            label=row["label"],
+            chunks=list(extra.get("chunks") or []),
+            variants=dict(extra.get("variants") or {}),
+            trace_id=extra.get("trace_id"),
+            scores=scores.get((row["arm"], row["case_id"]), {}),
+        )
+    for by_arm in results.values():  # run order, so that ties between arms resolve the same way every time
+        ordered = {a: by_arm[a] for a in info.arms if a in by_arm}
+        by_arm.clear()
+        by_arm.update(ordered)
+    cases, notes = _read_cases(info, root)
+    return RunData(info, results, cases, notes)
+
+
+def _read_cases(info: RunInfo, root: Path | None) -> tuple[dict[str, Case], list[str]]:
+    """The run's cases from its case file, when it is still there (questions, evidence, format rules)."""
+    path = Path(info.cases_path)
+    candidates = [path] if path.is_absolute() or root is None else [path, root / path]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        return {}, [
+            f"the run's case file {info.cases_path} is gone: questions, evidence and format rules are read from the "
+            "stored scores only, and traffic coverage cannot be measured"
+        ]
+    notes = []
+    if file_digest(found) != info.cases_digest:
+        notes.append(f"the case file {found} changed since the run; its cases are matched to the results by id")
+    try:
+        cases = load_cases(found)
+    except HarnessError as exc:
+        return {}, [*notes, f"the case file {found} no longer loads ({exc}); read from the stored scores only"]
+    return {c.id: c for c in cases}, notes
+
+
+@dataclass
+class DocInfo:
+    doc_id: str
+    source: str
+    owner: str | None
+    may_train: bool
+    status: str
+    path: str | None
+
+
+@dataclass
+class VersionInfo:
+    doc_id: str
+    version: int
+    valid_from: str
+    valid_to: str | None
+    text: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.doc_id}@{self.version}"
+
+
+class Corpus:
+    """Cached look-ups of documents, versions and chunk texts in the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._docs: dict[str, DocInfo | None] = {}
+        self._versions: dict[str, list[VersionInfo]] = {}
+        self._chunks: dict[str, tuple[str, int, str] | None] = {}
+
+    def doc(self, doc_id: str) -> DocInfo | None:
+        if doc_id not in self._docs:
+            row = self.store.db.execute(
+                "SELECT doc_id, source, owner, may_train, status, path FROM documents WHERE doc_id = ?", (doc_id,)
+            ).fetchone()
+            self._docs[doc_id] = (
+                DocInfo(row[0], row[1], row[2] or None, bool(row[3]), row[4], row[5]) if row is not None else None
+            )
+        return self._docs[doc_id]
+
+    def exists(self, doc_id: str) -> bool:
+        """Active with a version: the same test as the retrieval scorer's."""
+        doc = self.doc(doc_id)
+        return doc is not None and doc.status == "active" and bool(self.versions(doc_id))
+
+    def versions(self, doc_id: str) -> list[VersionInfo]:
+        if doc_id not in self._versions:
+            rows = self.store.db.execute(
+                "SELECT doc_id, version, valid_from, valid_to, text FROM versions WHERE doc_id = ? ORDER BY version",
+                (doc_id,),
+            )
+            self._versions[doc_id] = [VersionInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return self._versions[doc_id]
+
+    def version_at(self, doc_id: str, as_of: str | None) -> VersionInfo | None:
+        """The version valid at ``as_of`` (ISO, UTC), or the latest one when ``as_of`` is None."""
+        versions = self.versions(doc_id)
+        if as_of is None:
+            return versions[-1] if versions else None
+        valid = [v for v in versions if v.valid_from <= as_of and (v.valid_to is None or v.valid_to > as_of)]
+        return valid[-1] if valid else None
+
+    def chunk(self, chunk_id: str) -> tuple[str, int, str] | None:
+        """``(doc_id, version, text)`` of a chunk, or None when it is gone (forgotten, say)."""
+        if chunk_id not in self._chunks:
+            row = self.store.db.execute(
+                "SELECT c.doc_id, c.version, substr(v.text, c.start + 1, c.end - c.start) FROM chunks c "
+                "JOIN versions v ON v.doc_id = c.doc_id AND v.version = c.version WHERE c.chunk_id = ?",
+                (chunk_id,),
+            ).fetchone()
+            self._chunks[chunk_id] = (row[0], int(row[1]), row[2]) if row else None
+        return self._chunks[chunk_id]
