@@ -1,7 +1,9 @@
 """The bundled example, end to end: a handbook whose facts change over four weeks.
 
-Week 1 is ingested with each source's rights; then each later week's edits are applied and re-ingested, and the
-changed facts are checked to be retrievable at once, while ``--as-of`` still finds the old values.
+Week 1 is ingested with each source's rights; the arms are evaluated on a mix of the bundled cases, diagnosed and
+a verdict recommended; then each later week's edits are applied and re-ingested, the changed facts are checked to
+be retrievable (and answered) at once, while ``--as-of`` still finds the old values; last, the run's HTML report is
+written into the project.
 """
 
 from __future__ import annotations
@@ -53,6 +55,78 @@ def _apply_week(example: Path, week: int, root: Path) -> None:
 
 ANSWERED_PER_WEEK = 2  # changed facts asked of the model each week; each costs a few seconds on CPU
 
+DEMO_ARMS = ["closed-book", "oracle", "rag", "prompts"]
+DEMO_MAX_NEW_TOKENS = 64
+"""Answers in the demo are short facts or one formatted line: 64 tokens keep a 2-core machine under 10 minutes."""
+DEMO_MIX = {"format": 10, "current": 6, "past": 4, "stable": 4}
+"""How many of the bundled cases of each kind the demo evaluates (all 80: `ragtune eval` in the demo folder)."""
+
+
+def demo_cases(example: Path) -> list[dict[str, Any]]:
+    """The demo's mix of the bundled cases, in file order: formatted answers, current and past facts, stable ones."""
+    cases = [json.loads(line) for line in (example / "cases.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    quota = dict(DEMO_MIX)
+    chosen = []
+    for case in cases:
+        kind = "format" if case.get("format") else next((t for t in ("current", "past", "stable") if t in case.get("tags", [])), None)  # fmt: skip
+        if kind is not None and quota.get(kind, 0) > 0:
+            quota[kind] -= 1
+            chosen.append(case)
+    return chosen
+
+
+def _evaluate(project: Project, root: Path, example: Path, say: Say) -> dict[str, Any]:
+    """Every demo arm answers the demo cases; the run is diagnosed and a verdict printed."""
+    from ragtune.diagnosis import diagnose_run
+    from ragtune.harness.runs import execute_run, summarize_run
+
+    cases_path = root / "cases-demo.jsonl"
+    cases_path.write_text("".join(json.dumps(c) + "\n" for c in demo_cases(example)), encoding="utf-8")
+    say(f"evaluating {len(DEMO_ARMS)} arms ({', '.join(DEMO_ARMS)}) on {sum(DEMO_MIX.values())} cases...")
+    started = time.perf_counter()
+    execute_run(project, cases_path, DEMO_ARMS, name=DEMO_RUN)
+    summary = summarize_run(project, DEMO_RUN)
+    for arm, s in summary["arms"].items():
+        acc, fmt = s["accuracy"], s["format_ok"]
+        ci = acc.get("ci95") or (None, None)
+        say(
+            f"  {arm:<12} accuracy {_pct(acc['value'])} [{_pct(ci[0])}, {_pct(ci[1])}]  format {_pct(fmt['value'])}"
+            f"  p95 {s['p95_ms'] or 0:,.0f} ms"
+        )
+    diagnosis = diagnose_run(project, DEMO_RUN)
+    rec = diagnosis.recommendation
+    say(f"  verdict: {rec.verdict} (confidence {rec.confidence}): {rec.reason}")
+    for examples in diagnosis.examples(1).values():
+        for a in examples:
+            say(f"  e.g. {a.case_id}: {a.family}/{a.cause}: {a.why[:140]}")
+    return {
+        "run": DEMO_RUN,
+        "seconds": round(time.perf_counter() - started, 1),
+        "summary": summary,
+        "verdict": rec.verdict,
+        "confidence": rec.confidence,
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _report(project: Project, root: Path, freshness_s: list[float], say: Say) -> dict[str, Any]:
+    """The run's HTML report, diagnosed again now that re-ingesting a changed fact has been timed."""
+    from ragtune.diagnosis import diagnose_run
+    from ragtune.report import build_report, write_report
+
+    update = {"reingest_s": round(max(freshness_s), 2)} if freshness_s else None
+    diagnosis = diagnose_run(project, DEMO_RUN, update_costs=update).to_json()
+    path = root / "report.html"
+    write_report(path, build_report(project, DEMO_RUN, diagnosis=diagnosis))
+    say(f"report: {path.as_uri()}")
+    return {"path": str(path), "verdict": diagnosis["recommendation"]["verdict"], "update_costs": update}
+
+
+DEMO_RUN = "demo-week1"
+
 
 def _example_answer(project: Project, say: Say) -> dict[str, Any]:
     """One cited answer from the packaged model, to show what `ragtune ask` gives."""
@@ -102,10 +176,16 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
     sources = json.loads((example / "sources.json").read_text(encoding="utf-8"))
     root, _ = init_project(folder)
     (root / MARKER).write_text("created by `ragtune demo`; safe to delete\n")
+    toml = root / "ragtune.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace("max_new_tokens = 160", f"max_new_tokens = {DEMO_MAX_NEW_TOKENS}", 1),
+        encoding="utf-8",
+    )
     project = Project.open(root)
     retriever = Retriever(project.store, project.index, project.embedder, project.config.retrieval)
     out: dict[str, Any] = {"project": str(root), "product": timeline.get("product"), "weeks": []}
     facts = timeline["facts"]
+    freshness: list[float] = []  # seconds from each week's edit to the model answering its changed facts
 
     for week_info in timeline["weeks"]:
         week = int(week_info["week"])
@@ -160,8 +240,10 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
         )
         if week == 1:
             entry["example_answer"] = _example_answer(project, say)
+            out["evaluation"] = _evaluate(project, root, example, say)
         elif changed:
             entry["answers"] = _answer_changed(project, changed[:ANSWERED_PER_WEEK], week, started, say)
+            freshness.append(entry["answers"]["seconds_from_edit"])
 
     # Time travel: each changed fact's first value, asked as of week 1.
     first = timeline["weeks"][0]["valid_from"]
@@ -193,5 +275,6 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
         f"access groups: finance-only documents hidden from others: {out['access']['restricted_hidden']}; "
         f"visible to finance: {finance[:1]}"
     )
+    out["report"] = _report(project, root, freshness, say)
     project.close()
     return out

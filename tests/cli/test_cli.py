@@ -100,7 +100,11 @@ def test_help_is_fast_and_lists_the_commands(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    # an earlier demo in the folder (its marker file) is replaced
+    write(tmp_path / "demo" / ".ragtune-demo", "created by `ragtune demo`")
+    write(tmp_path / "demo" / "leftover.txt", "from the earlier demo")
     out = json.loads(rt("demo", "--dir", "demo", "--json", cwd=tmp_path).stdout)
+    assert not (tmp_path / "demo" / "leftover.txt").exists()
     weeks = out["weeks"]
     assert [w["week"] for w in weeks] == [1, 2, 3, 4] and all(w["errors"] == 0 for w in weeks)
     assert weeks[0]["added"] == 19 and weeks[2]["retired"] == 1
@@ -113,8 +117,19 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for w in weeks[1:]:
         assert w["answers"]["asked"] == 2 and w["answers"]["seconds_from_edit"] > 0
         assert all(f["trace_id"] for f in w["answers"]["facts"])
-    # running it again replaces the earlier demo; a folder that is not a demo is refused
-    rt("demo", "--dir", "demo", "--json", cwd=tmp_path)
+    # the arms evaluated on the demo's mix of cases, diagnosed, and the report written
+    evaluation = out["evaluation"]
+    arms = evaluation["summary"]["arms"]
+    assert list(arms) == ["closed-book", "oracle", "rag", "prompts"]
+    assert all(a["cases"] == 24 and a["missing"] == 0 for a in arms.values())
+    assert evaluation["verdict"] in {"RAG", "FINE-TUNE", "HYBRID", "PROMPT-FIX", "HARNESS-FIRST", "NO-CHANGE"}
+    report = Path(out["report"]["path"])
+    html = report.read_text(encoding="utf-8")
+    assert html.count("<svg") == 3 and html.count('class="case"') == 24
+    assert out["report"]["update_costs"]["reingest_s"] > 0
+    diagnosed = json.loads(rt("diagnose", evaluation["run"], "--json", cwd=tmp_path / "demo").stdout)
+    assert diagnosed["recommendation"]["verdict"] == out["report"]["verdict"]
+    # a folder that is not a demo is refused
     write(tmp_path / "mine" / "notes.md", "mine")
     proc = rt("demo", "--dir", "mine", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "not an earlier ragtune demo" in proc.stderr

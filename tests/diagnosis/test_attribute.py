@@ -83,3 +83,26 @@ def test_rag_right_but_oracle_wrong_is_unclear(world: Any, tmp_path: Path) -> No
     d = diagnose_run(world, "contra", primary="closed-book")
     [a] = d.cases
     assert (a.family, a.cause) == ("unclear", "contradiction")
+
+
+def test_a_run_is_judged_by_the_corpus_it_saw_not_by_later_edits(world: Any, tmp_path: Path, docs: Path) -> None:
+    from ragtune.corpus.ingest import ingest_paths
+    from ragtune.corpus.loaders import Defaults
+    from ragtune.corpus.model import parse_when
+    from tests.conftest import write
+
+    specs = [(case("seats", "How many seats does the Team plan allow?", ["25 seats"], ["docs/seats.md"],
+                   stale_answers=["20 seats"]),
+              {"rag": Ans("The Team plan allows 20 seats.", log((chunk("seats.md"), "used")))})]  # fmt: skip
+    write_run(world, tmp_path, "then", ["rag"], specs)
+    [before] = diagnose_run(world, "then").cases
+    assert (before.family, before.cause, before.evidence["superseded"]) == ("retrieval", "stale_index", False)
+    import time
+
+    time.sleep(1.1)  # the store keeps second precision: the new version is ingested strictly after the run
+    write(docs / "seats.md", "# Seats\n\nThe Team plan allows 25 seats.\n")
+    ingest_paths(world, [docs / "seats.md"], Defaults(source="docs", license="CC-BY-4.0", owner="docs-team",
+                                                      valid_from=parse_when("2026-01-20")))  # fmt: skip
+    [after] = diagnose_run(world, "then").cases
+    # seats.md@2 arrived after the run: the run still saw an index that had not been re-ingested
+    assert (after.family, after.cause, after.why) == (before.family, before.cause, before.why)

@@ -22,7 +22,8 @@ from ragtune.cli.common import console, emit_json, json_option
 )
 @json_option
 def demo_cmd(folder: Path, as_json: bool) -> None:
-    """Run the bundled example offline: four weeks of a changing handbook, ingested, searched, updated."""
+    """Run the bundled example offline: a changing handbook ingested, its cases evaluated over the arms, diagnosed
+    and recommended, four weeks of edits answered at once, and the HTML report written."""
     from ragtune.demo import run_demo
 
     result = run_demo(folder, say=(lambda _: None) if as_json else console.print)
@@ -34,6 +35,9 @@ def demo_cmd(folder: Path, as_json: bool) -> None:
     console.print(f"\nthe demo project is in {result['project']}; try:")
     console.print(f'  {exe} search "What is the Pro plan\'s API rate limit?" --project {result["project"]}')
     console.print(f'  {exe} search "Pro plan rate limit" --as-of 2026-01-05 --project {result["project"]}')
+    console.print(f"  {exe} diagnose {result['evaluation']['run']} --project {result['project']}")
+    console.print(f"  {exe} eval {result['project']}/cases-demo.jsonl --arms rag --project {result['project']}")
+    console.print(f"\nthe report: {result['report']['path']}")
 
 
 def register(cli: click.Group) -> None:

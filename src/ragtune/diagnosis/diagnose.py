@@ -18,7 +18,7 @@ from ragtune.diagnosis.coverage import read_traffic, stored_traffic, traffic_cov
 from ragtune.diagnosis.facts import Corpus, load_run_data
 from ragtune.diagnosis.readiness import ReadinessContext, migration_against, run_checks
 from ragtune.diagnosis.recommend import Recommendation, recommend
-from ragtune.harness.runs import summarize_run
+from ragtune.harness.runs import load_run, summarize_run
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -92,7 +92,7 @@ def diagnose_run(
     if not summary["finished"]:
         notes.append(f"run {run!r} is unfinished: the diagnosis covers the results stored so far")
     arm, why = choose_primary(data, primary if primary is not None else config.diagnosis.primary_arm)
-    corpus = Corpus(store)
+    corpus = Corpus(store, known_at=load_run(store, run).finished_at)
     attributions = Attributor(data, corpus, arm, config, summaries).attribute_all()
     rec = recommend(data, arm, attributions, config, summaries, update_costs)
 

@@ -170,8 +170,11 @@ class VersionInfo:
 class Corpus:
     """Cached look-ups of documents, versions and chunk texts in the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, known_at: str | None = None) -> None:
+        """``known_at`` (the run's finish time): see the corpus as the run saw it, ignoring versions ingested
+        later, so that diagnosing last week's run after this week's edits still judges it by last week's corpus."""
         self.store = store
+        self.known_at = known_at
         self._docs: dict[str, DocInfo | None] = {}
         self._versions: dict[str, list[VersionInfo]] = {}
         self._chunks: dict[str, tuple[str, int, str] | None] = {}
@@ -194,10 +197,16 @@ class Corpus:
     def versions(self, doc_id: str) -> list[VersionInfo]:
         if doc_id not in self._versions:
             rows = self.store.db.execute(
-                "SELECT doc_id, version, valid_from, valid_to, text FROM versions WHERE doc_id = ? ORDER BY version",
+                "SELECT doc_id, version, valid_from, valid_to, text, ingested_at FROM versions WHERE doc_id = ? "
+                "ORDER BY version",
                 (doc_id,),
-            )
-            self._versions[doc_id] = [VersionInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+            ).fetchall()
+            if self.known_at is not None:
+                rows = [r for r in rows if r[5] <= self.known_at]
+            # the last version known then was open-ended then, whatever superseded it since
+            self._versions[doc_id] = [
+                VersionInfo(r[0], r[1], r[2], None if i == len(rows) - 1 else r[3], r[4]) for i, r in enumerate(rows)
+            ]
         return self._versions[doc_id]
 
     def version_at(self, doc_id: str, as_of: str | None) -> VersionInfo | None:

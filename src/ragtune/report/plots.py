@@ -55,7 +55,7 @@ def failure_families(per_arm: Mapping[str, Counter[str]]) -> str | None:
     ax.invert_yaxis()
     ax.set_xlabel("failed cases")
     ax.set_title("Failure families per arm")
-    ax.legend(loc="lower right", fontsize="small", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
 
