@@ -295,6 +295,20 @@ class TuningSection(_Section):
     )
 
 
+class RegistrySection(_Section):
+    """`ragtune tune promote`: how far a candidate may fall behind the alias's current version on the harness."""
+
+    max_accuracy_drop: float = Field(
+        0.02, ge=0, le=1, description="Largest accuracy drop (absolute, 0.02 = 2 points) a promotion may bring."
+    )
+    max_format_drop: float = Field(
+        0.02, ge=0, le=1, description="Largest format-compliance drop (absolute) a promotion may bring."
+    )
+    max_p95_increase: float = Field(
+        0.5, ge=0, description="Largest relative p95 latency increase a promotion may bring (0.5 = 50% slower)."
+    )
+
+
 class DiagnosisSection(_Section):
     """`ragtune diagnose`: whose failures are attributed, and the recommendation's thresholds (docs/diagnosis.md)."""
 
@@ -371,6 +385,7 @@ class Config(_Section):
     targets: TargetsSection = Field(default_factory=TargetsSection)
     tuning: TuningSection = Field(default_factory=TuningSection)
     diagnosis: DiagnosisSection = Field(default_factory=DiagnosisSection)
+    registry: RegistrySection = Field(default_factory=RegistrySection)
     endpoints: dict[str, EndpointSection] = Field(
         default_factory=dict,
         description="Models usable as arms `endpoint:NAME`, as [endpoints.NAME] tables.",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ragtune.errors import HarnessError
+from ragtune.errors import HarnessError, TuningError
 from ragtune.harness.runs import execute_run, list_runs, load_results, summarize_run
 from tests.harness_runs.conftest import CASES, write_cases
 from tests.harness_runs.fakes import SCRIPT, Scripted
@@ -86,10 +86,10 @@ def test_prompts_arm_keeps_every_variant(handbook: Any, cases_file: Path) -> Non
     assert [m["role"] for m in fewshot] == ["system", "user", "assistant", "user", "assistant", "user"]
 
 
-def test_unknown_and_future_arms_are_one_line_errors(handbook: Any, cases_file: Path) -> None:
+def test_unknown_arms_and_unknown_model_versions_are_one_line_errors(handbook: Any, cases_file: Path) -> None:
     with pytest.raises(HarnessError, match="unknown arm 'bogus'; known: closed-book, rag, oracle, prompts"):
         execute_run(handbook, cases_file, ["bogus"])
-    with pytest.raises(HarnessError, match="'adapter:v1' is not available yet: no model registry"):
+    with pytest.raises(TuningError, match="no model version or alias 'v1' .no model versions yet"):
         execute_run(handbook, cases_file, ["closed-book", "adapter:v1"])
     with pytest.raises(HarnessError, match=r"no \[endpoints.prod\] table"):
         execute_run(handbook, cases_file, ["endpoint:prod"])

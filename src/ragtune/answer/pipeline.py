@@ -28,7 +28,21 @@ if TYPE_CHECKING:
     from ragtune.project import Project
 
 Arm = Literal["closed-book", "rag", "oracle"]
-ARMS: tuple[str, ...] = ("closed-book", "rag", "oracle")
+ARMS: tuple[Arm, ...] = ("closed-book", "rag", "oracle")
+TUNED: dict[str, Arm] = {"adapter": "closed-book", "hybrid": "rag"}
+"""Arm families answered by a registered fine-tune: ``adapter:REF`` alone, ``hybrid:REF`` with RAG context."""
+
+
+def pipeline_arm(arm: str) -> Arm:
+    """The pipeline an arm runs: itself for closed-book, rag and oracle; closed-book for ``adapter:REF`` and rag
+    for ``hybrid:REF`` (REF: a model version such as v3, or an alias such as production)."""
+    for known in ARMS:
+        if arm == known:
+            return known
+    family, sep, ref = arm.partition(":")
+    if sep and ref and family in TUNED:
+        return TUNED[family]
+    raise ConfigError(f"unknown arm {arm!r}; ragtune ask knows {', '.join(ARMS)}, adapter:VERSION, hybrid:VERSION")
 
 
 @dataclass
@@ -82,6 +96,7 @@ class _Pending:
     search: SearchResult | None
     timings: dict[str, float]
     started: float
+    generator: Generator | None = None
 
 
 def _ms(t0: float) -> float:
@@ -106,6 +121,15 @@ class Answerer:
             self._generator = self.project.generator
         return self._generator
 
+    def generator_for(self, arm: str) -> Generator:
+        """The generator given to this Answerer, else the fine-tune an adapter:/hybrid: arm names, else the
+        project's."""
+        if self._generator is None and pipeline_arm(arm) != arm:
+            from ragtune.tuning.registry import tuned_generator
+
+            return tuned_generator(self.project, arm.partition(":")[2])
+        return self.generator
+
     def retriever(self) -> Retriever:
         p = self.project
         return Retriever(p.store, p.index, p.embedder, p.config.retrieval)
@@ -117,28 +141,31 @@ class Answerer:
         """Answer a batch: retrieval one question at a time, generation batched."""
         pending = [self._prepare(q) for q in questions]
         todo = [p for p in pending if p.messages is not None]
-        t0 = time.perf_counter()
-        batch = [p.messages for p in todo if p.messages]
-        generations = self.generator.generate(batch, progress=progress) if batch else []
-        batch_ms = _ms(t0)
-        by_id = {id(p): g for p, g in zip(todo, generations, strict=True)}
-        return [self._finish(p, by_id.get(id(p)), batch_ms / max(len(todo), 1)) for p in pending]
+        by_id: dict[int, tuple[Generation, float]] = {}
+        # one generation batch per model: a batch mixing a fine-tune's arm with the base's goes to each in turn
+        for generator in {id(p.generator): p.generator for p in todo if p.generator is not None}.values():
+            group = [p for p in todo if p.generator is generator]
+            t0 = time.perf_counter()
+            generations = generator.generate([p.messages for p in group if p.messages], progress=progress)
+            share = _ms(t0) / len(group)
+            by_id |= {id(p): (g, share) for p, g in zip(group, generations, strict=True)}
+        return [self._finish(p, *by_id.get(id(p), (None, 0.0))) for p in pending]
 
     # stages --------------------------------------------------------------------------------------------------
 
     def _prepare(self, q: Question) -> _Pending:
-        if q.arm not in ARMS:
-            raise ConfigError(f"unknown arm {q.arm!r}; ragtune ask knows {', '.join(ARMS)}")
+        arm = pipeline_arm(q.arm)
         if not q.text.strip():
             raise ConfigError("empty question; ask something")
+        generator = self.generator_for(q.arm)
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        if q.arm == "closed-book":
-            return _Pending(q, closed_book_messages(q.text), None, None, timings, started)
+        if arm == "closed-book":
+            return _Pending(q, closed_book_messages(q.text), None, None, timings, started, generator)
         settings = self.project.config.answer
         t = time.perf_counter()
         filters = Filters(as_of=q.as_of, groups=q.groups)
-        if q.arm == "oracle":
+        if arm == "oracle":
             if not q.evidence:
                 raise ConfigError("the oracle arm needs the gold evidence (document ids) of the question")
             # the gold documents as they stood at as_of, still subject to the asker's groups, best chunks first
@@ -148,10 +175,10 @@ class Answerer:
         timings["retrieve"] = _ms(t)
         timings["rerank"] = result.timings_ms.get("rerank", 0.0)
         t = time.perf_counter()
-        context = assemble(result.hits, settings.context_tokens, self.generator.count_tokens, settings.dedupe_overlap)
+        context = assemble(result.hits, settings.context_tokens, generator.count_tokens, settings.dedupe_overlap)
         messages = rag_messages(q.text, context.sources) if context.sources else None
         timings["assemble"] = _ms(t)
-        return _Pending(q, messages, context, result, timings, started)
+        return _Pending(q, messages, context, result, timings, started, generator)
 
     def _finish(self, p: _Pending, gen: Generation | None, generate_ms: float) -> Answer:
         q = p.question
@@ -171,7 +198,7 @@ class Answerer:
             arm=q.arm,
             question=q.text,
             answer=checked.answer,
-            model=self.generator.identity() if gen is not None else {"backend": "none"},
+            model=p.generator.identity() if gen is not None and p.generator is not None else {"backend": "none"},
             index_state=self._index_state(p.search),
             timings=p.timings,
             tokens_in=tokens_in,

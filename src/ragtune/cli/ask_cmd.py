@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ragtune.answer.pipeline import ARMS, Answerer, Question
+from ragtune.answer.pipeline import Answerer, Question, pipeline_arm
 from ragtune.cli.common import console, emit_json, err_console, json_option, open_project, project_option
 from ragtune.corpus.model import parse_groups, parse_when
 from ragtune.traces.store import list_traces, load_trace
@@ -14,7 +14,13 @@ from ragtune.traces.store import list_traces, load_trace
 
 @click.command("ask")
 @click.argument("question")
-@click.option("--arm", type=click.Choice(ARMS), default="rag", show_default=True, help="How to answer.")
+@click.option(
+    "--arm",
+    default="rag",
+    show_default=True,
+    help="How to answer: rag, closed-book, oracle, adapter:VERSION (a fine-tune alone) or hybrid:VERSION (a "
+    "fine-tune with RAG context); VERSION may be an alias such as production.",
+)
 @click.option("--as-of", help="Answer from the corpus as it was at this date (YYYY-MM-DD or ISO datetime).")
 @click.option("--groups", help="Comma-separated access groups of the asker.")
 @click.option("-k", "k", type=click.IntRange(1, 100), default=None, help="Chunks retrieved (default [answer] sources).")
@@ -30,6 +36,7 @@ def ask_cmd(
     as_json: bool,
 ) -> None:
     """Answer QUESTION with cited sources (rag) or from the model alone (closed-book); stores a trace."""
+    pipeline_arm(arm)  # an unknown arm fails here, before the project and its models load
     project = open_project(project_dir)
     q = Question(question, arm, parse_when(as_of, end_of_day=True) if as_of else None, parse_groups(groups), k)
     if not as_json:

@@ -1,9 +1,8 @@
 """Readiness: what stands between the verdict and a rollout. Each check is a function in :data:`READINESS_CHECKS`
-that reads a :class:`ReadinessContext` and returns blockers; other parts of ragtune (the model registry's "no rollback
-target") append theirs the same way::
+that reads a :class:`ReadinessContext` and returns blockers; an extension appends its own the same way::
 
-    def no_rollback_target(ctx: ReadinessContext) -> list[Blocker]: ...
-    READINESS_CHECKS.append(no_rollback_target)
+    def my_check(ctx: ReadinessContext) -> list[Blocker]: ...
+    READINESS_CHECKS.append(my_check)
 """
 
 from __future__ import annotations
@@ -151,14 +150,43 @@ def error_migration(ctx: ReadinessContext) -> list[Blocker]:
             for flag in mig["flags"]]  # fmt: skip
 
 
+def rollback_target(ctx: ReadinessContext) -> list[Blocker]:
+    """A fine-tuning verdict needs somewhere to go back to: an alias (production) with an earlier, untainted
+    version in its history. Read from the registry's tables, so the check needs no model loaded."""
+    if ctx.verdict not in ("FINE-TUNE", "HYBRID"):
+        return []
+    db = ctx.project.store.db
+    aliases = db.execute("SELECT alias, version FROM aliases ORDER BY alias").fetchall()
+    if not aliases:
+        return [Blocker("rollback_target", "blocker",
+                        "no model version is promoted to an alias: a fine-tune would ship with no rollback target",
+                        "train and promote a version first: ragtune tune train --data NAME, then "
+                        "ragtune tune promote VERSION --alias production")]  # fmt: skip
+    missing = []
+    for alias, current in aliases:
+        earlier = db.execute(
+            "SELECT 1 FROM alias_history h JOIN model_versions m ON m.version = h.version "
+            "WHERE h.alias = ? AND h.version != ? AND m.tainted IS NULL LIMIT 1",
+            (alias, current),
+        ).fetchone()
+        if earlier is None:
+            missing.append(alias)
+    if not missing:
+        return []
+    return [Blocker("rollback_target", "warning",
+                    f"alias(es) {_listed(missing)} have no earlier untainted version: `ragtune tune rollback` has "
+                    "nowhere to go", "keep the previous version promoted once before replacing it", missing)]  # fmt: skip
+
+
 READINESS_CHECKS: list[ReadinessCheck] = [
     evidence_owners,
     training_rights,
     unowned_sources,
     traffic_coverage,
     error_migration,
+    rollback_target,
 ]
-"""The readiness checks, run in order; append yours (the registry adds "no rollback target")."""
+"""The readiness checks, run in order; append yours."""
 
 
 def run_checks(ctx: ReadinessContext, checks: Sequence[ReadinessCheck] | None = None) -> list[Blocker]:

@@ -22,7 +22,7 @@ from ragtune.harness.model import Case, Output
 
 if TYPE_CHECKING:
     from ragtune.answer.pipeline import Answer, Question
-    from ragtune.generation.base import Message
+    from ragtune.generation.base import Generator, Message
     from ragtune.project import Project
 
 
@@ -90,14 +90,26 @@ def _local_cost(project: Project, cpu_s: float) -> float:
 
 
 class PipelineArm:
-    """closed-book, rag or oracle through :class:`Answerer`, generation batched."""
+    """closed-book, rag or oracle through :class:`Answerer`, generation batched.
 
-    def __init__(self, name: str, project: Project) -> None:
+    ``base`` and ``generator`` let a family reuse the pipeline: ``hybrid:v3`` is the ``rag`` pipeline answered by
+    the v3 adapter's generator.
+    """
+
+    def __init__(
+        self, name: str, project: Project, *, base: str | None = None, generator: Generator | None = None
+    ) -> None:
         self.name = name
         self.project = project
+        self.base = base or name
+        self._generator = generator
+
+    @property
+    def generator(self) -> Generator:
+        return self._generator or self.project.generator
 
     def identity(self) -> dict[str, Any]:
-        return {"arm": self.name, "model": self.project.generator.identity()}
+        return {"arm": self.name, "model": self.generator.identity()}
 
     def cost_usd(self, output: Output, cpu_s: float) -> float:
         return _local_cost(self.project, cpu_s)
@@ -107,16 +119,16 @@ class PipelineArm:
         from ragtune.corpus.model import parse_when
 
         as_of = parse_when(case.as_of, end_of_day=True) if case.as_of else None
-        return Question(case.question, self.name, as_of, tuple(case.groups), evidence=tuple(case.evidence))
+        return Question(case.question, self.base, as_of, tuple(case.groups), evidence=tuple(case.evidence))
 
     def answer(self, cases: Sequence[Case]) -> list[Output]:
         from ragtune.answer.pipeline import Answerer
 
-        answerer = Answerer(self.project, record=self.project.config.eval.traces)
+        answerer = Answerer(self.project, self._generator, record=self.project.config.eval.traces)
         outputs: dict[str, Output] = {}
         todo = []
         for case in cases:
-            if self.name == "oracle" and not case.evidence:
+            if self.base == "oracle" and not case.evidence:
                 outputs[case.id] = Output(case.id, self.name, "", error="the case lists no evidence for the oracle")
             else:
                 todo.append(case)
@@ -298,14 +310,18 @@ class EndpointArm:
 register_arm("endpoint:")(EndpointArm)
 
 
-# adapter:VERSION and hybrid:VERSION: named now, filled in by fine-tuning ---------------------------------------
+# adapter:VERSION and hybrid:VERSION: a registered fine-tune alone, or answering with RAG context ---------------
 
 
-def _not_yet(name: str, project: Project) -> Arm:
-    raise HarnessError(
-        f"arm {name!r} is not available yet: no model registry (fine-tuned adapters come with `ragtune tune`)"
-    )
+def _tuned(name: str, project: Project) -> Arm:
+    """``adapter:REF`` is closed-book and ``hybrid:REF`` is rag, both answered by the model version REF (a version
+    such as v3, or an alias such as production) from the registry."""
+    from ragtune.tuning.registry import tuned_generator
+
+    family, _, ref = name.partition(":")
+    generator = tuned_generator(project, ref)  # resolves REF now: an unknown version fails before any work
+    return PipelineArm(name, project, base="closed-book" if family == "adapter" else "rag", generator=generator)
 
 
-register_arm("adapter:")(_not_yet)
-register_arm("hybrid:")(_not_yet)
+register_arm("adapter:")(_tuned)
+register_arm("hybrid:")(_tuned)

@@ -33,13 +33,28 @@ State = Annotated[ServerState, Depends(get_state)]
 Authed = Annotated[Caller, Depends(get_caller)]
 
 
+TUNED_PREFIX = "ragtune-"
+"""``ragtune-adapter:REF`` and ``ragtune-hybrid:REF`` serve a registered fine-tune (REF: a version or an alias)."""
+
+
+def _arm_of(model: str) -> str | None:
+    if model in MODELS:
+        return MODELS[model]
+    family, sep, ref = model.removeprefix(TUNED_PREFIX).partition(":")
+    if model.startswith(TUNED_PREFIX) and sep and ref and family in ("adapter", "hybrid"):
+        return f"{family}:{ref}"
+    return None
+
+
 @router.get("/models")
 def list_models(caller: Authed, state: State) -> dict[str, Any]:
+    aliases = [r[0] for r in state.project.store.db.execute("SELECT alias FROM aliases ORDER BY alias")]
+    tuned = [f"{TUNED_PREFIX}{family}:{alias}" for alias in aliases for family in ("adapter", "hybrid")]
     return {
         "object": "list",
         "data": [
             {"id": name, "object": "model", "created": state.started, "owned_by": "ragtune"}
-            for name in (*MODELS, EMBEDDING_MODEL)
+            for name in (*MODELS, *tuned, EMBEDDING_MODEL)
         ],
     }
 
@@ -69,10 +84,13 @@ def embeddings(body: EmbeddingsRequest, caller: Authed, state: State) -> dict[st
 @router.post("/chat/completions", response_model=None)
 def chat_completions(body: ChatRequest, caller: Authed, state: State) -> JSONResponse | StreamingResponse:
     body.refuse_groups()
-    arm = MODELS.get(body.model)
+    arm = _arm_of(body.model)
     if arm is None:
         raise ApiError(
-            404, f"model {body.model!r} does not exist; this server serves {', '.join(MODELS)}", "model_not_found"
+            404,
+            f"model {body.model!r} does not exist; this server serves {', '.join(MODELS)}, "
+            f"{TUNED_PREFIX}adapter:VERSION and {TUNED_PREFIX}hybrid:VERSION",
+            "model_not_found",
         )
     result = answer(state, Question(body.question(), arm, None, caller.groups, None, caller.name))
     created = int(time.time())

@@ -39,7 +39,12 @@ class SearchRequest(_Scoped):
 
 class AskRequest(_Scoped):
     question: str = Field(description="The question.")
-    arm: Literal["rag", "closed-book"] = Field("rag", description="With retrieved sources, or the model alone.")
+    arm: str = Field(
+        "rag",
+        pattern=r"^(rag|closed-book|(adapter|hybrid):[A-Za-z0-9._-]+)$",
+        description="rag (retrieved sources), closed-book (the model alone), adapter:VERSION (a fine-tune alone) "
+        "or hybrid:VERSION (a fine-tune with retrieved sources); VERSION may be an alias such as production.",
+    )
     as_of: str | None = Field(None, description="Answer from the corpus as it was then.")
     k: int | None = Field(None, ge=1, le=100, description="Chunks retrieved (default [answer] sources).")
 

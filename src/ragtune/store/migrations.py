@@ -190,4 +190,51 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE VIEW dataset_docs AS SELECT DISTINCT name, doc_id, version FROM dataset_example_docs;
         """,
     ),
+    (
+        "0005_registry",
+        """
+        -- a trained model: base + LoRA adapter + the data set (by digest) it learned from, its settings and figures
+        CREATE TABLE model_versions (
+            version        TEXT PRIMARY KEY,        -- v1, v2, ... in training order
+            created_at     TEXT NOT NULL,
+            created_by     TEXT NOT NULL,
+            base           TEXT NOT NULL,           -- 'smollm2' (the packaged model) or a Hugging Face folder
+            adapter        TEXT NOT NULL,           -- the adapter folder, relative to the project root
+            dataset        TEXT NOT NULL,
+            dataset_digest TEXT NOT NULL,           -- what it learned from, exactly (the data set may change later)
+            settings       TEXT NOT NULL,           -- JSON: training settings
+            result         TEXT NOT NULL,           -- JSON: losses, steps, wall time, tokens/s, cost
+            tainted        TEXT                     -- JSON: why it may not be promoted (forgotten training data)
+        );
+
+        -- the documents a version's training data came from (ids only), kept when the data set is forgotten
+        CREATE TABLE model_docs (
+            version TEXT NOT NULL REFERENCES model_versions(version) ON DELETE CASCADE,
+            doc_id  TEXT NOT NULL,
+            PRIMARY KEY (version, doc_id)
+        );
+        CREATE INDEX model_docs_doc ON model_docs(doc_id);
+
+        CREATE TABLE aliases (
+            alias      TEXT PRIMARY KEY,
+            version    TEXT NOT NULL REFERENCES model_versions(version),
+            updated_at TEXT NOT NULL
+        );
+
+        -- every move of an alias: who pointed it where, when, why, and what the gate saw
+        CREATE TABLE alias_history (
+            id       INTEGER PRIMARY KEY,
+            alias    TEXT NOT NULL,
+            version  TEXT NOT NULL,
+            previous TEXT,
+            action   TEXT NOT NULL CHECK (action IN ('promote', 'rollback')),
+            forced   INTEGER NOT NULL DEFAULT 0,
+            reason   TEXT,
+            gate     TEXT NOT NULL DEFAULT '{}',     -- JSON: the comparison the promotion was allowed on
+            by       TEXT NOT NULL,
+            at       TEXT NOT NULL
+        );
+        CREATE INDEX alias_history_alias ON alias_history(alias, id);
+        """,
+    ),
 ]

@@ -4,7 +4,10 @@ report = build_dataset(project, "support-v1", cases=[Path("train.jsonl")], eval_
 ds = load_dataset(project, "support-v1")        # ds.digest, ds.train, ds.holdout
 """
 
-from ragtune.tuning import lineage  # noqa: F401  (registers the data set hooks of forget and lineage)
+from ragtune.tuning import (
+    lineage,  # noqa: F401  (registers the data set hooks of forget and lineage)
+    registry,  # noqa: F401  (then the model hooks: they read what the data set hooks wrote)
+)
 from ragtune.tuning.data import (
     BuildReport,
     Dataset,

@@ -1,0 +1,400 @@
+"""The model registry: versions (base + adapter + the data set digest they learned from + settings and figures),
+aliases with their full history, a promotion gate on the harness, rollback, and tainting on forget::
+
+    v = register_version(project, adapter=folder, base="smollm2", dataset=load_dataset(project, "fmt"), ...)
+    promote(project, v.version, "production")        # gated: must not regress the current production version
+    rollback(project, "production")                  # back to the version it pointed to before
+
+Versions are immutable; aliases move, and every move is a row of ``alias_history`` (who, when, why, and the
+comparison the gate allowed it on). A version trained on a document that was later forgotten is *tainted*: it
+stays listed (with the receipt that tainted it) but can never be promoted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
+from ragtune.corpus.lineage import LINEAGE_HOOKS
+from ragtune.errors import TuningError
+from ragtune.store.db import Store, utcnow
+from ragtune.tuning.data import dataset_documents
+
+if TYPE_CHECKING:
+    from ragtune.generation.base import Generator
+    from ragtune.harness.runs import RunInfo
+    from ragtune.project import Project
+    from ragtune.tuning.data import Dataset
+
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+_VERSION = re.compile(r"^v[0-9]+$")
+
+
+@dataclass
+class ModelVersion:
+    """One trained model, as the registry keeps it."""
+
+    version: str
+    created_at: str
+    created_by: str
+    base: str
+    adapter: str  # relative to the project root
+    dataset: str
+    dataset_digest: str
+    settings: dict[str, Any]
+    result: dict[str, Any]
+    tainted: dict[str, Any] | None
+    aliases: list[str] = field(default_factory=list)
+
+    def adapter_path(self, root: Path) -> Path:
+        return root / self.adapter
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def who() -> str:
+    """The person (or CI job) moving an alias: ``RAGTUNE_USER``, else the login name."""
+    name = os.environ.get("RAGTUNE_USER")
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid-{os.getuid()}"
+
+
+def _row(store: Store, row: sqlite3.Row) -> ModelVersion:
+    aliases = [r[0] for r in store.db.execute("SELECT alias FROM aliases WHERE version = ? ORDER BY alias", (row["version"],))]  # fmt: skip
+    return ModelVersion(
+        version=row["version"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        base=row["base"],
+        adapter=row["adapter"],
+        dataset=row["dataset"],
+        dataset_digest=row["dataset_digest"],
+        settings=json.loads(row["settings"]),
+        result=json.loads(row["result"]),
+        tainted=json.loads(row["tainted"]) if row["tainted"] else None,
+        aliases=aliases,
+    )
+
+
+def list_versions(store: Store) -> list[ModelVersion]:
+    rows = store.db.execute("SELECT * FROM model_versions ORDER BY CAST(substr(version, 2) AS INTEGER)").fetchall()
+    return [_row(store, r) for r in rows]
+
+
+def get_version(store: Store, version: str) -> ModelVersion | None:
+    row = store.db.execute("SELECT * FROM model_versions WHERE version = ?", (version,)).fetchone()
+    return None if row is None else _row(store, row)
+
+
+def alias_target(store: Store, alias: str) -> str | None:
+    row = store.db.execute("SELECT version FROM aliases WHERE alias = ?", (alias,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def resolve(store: Store, ref: str) -> ModelVersion:
+    """The version named ``ref``: a version (v3) or an alias (production)."""
+    version = ref if _VERSION.match(ref) else alias_target(store, ref)
+    found = get_version(store, version) if version else None
+    if found is None:
+        known = [v.version for v in list_versions(store)][-5:]
+        aliases = [r[0] for r in store.db.execute("SELECT alias FROM aliases ORDER BY alias")]
+        hint = (f"versions: {', '.join(known)}" + (f"; aliases: {', '.join(aliases)}" if aliases else "")
+                if known else "no model versions yet: `ragtune tune train --data NAME` makes one")  # fmt: skip
+        raise TuningError(f"no model version or alias {ref!r} ({hint})")
+    return found
+
+
+def next_version(store: Store) -> str:
+    row = store.db.execute("SELECT MAX(CAST(substr(version, 2) AS INTEGER)) FROM model_versions").fetchone()
+    return f"v{(row[0] or 0) + 1}"
+
+
+def register_version(
+    project: Project,
+    *,
+    version: str,
+    adapter: Path,
+    base: str,
+    dataset: Dataset,
+    settings: dict[str, Any],
+    result: dict[str, Any],
+) -> ModelVersion:
+    """Record a trained adapter (already in its final folder under the project) as ``version``, in one transaction,
+    with the documents its training data came from (ids only), so that lineage survives the data set's changes."""
+    store = project.store
+    try:
+        rel = adapter.resolve().relative_to(project.root.resolve())
+    except ValueError:
+        raise TuningError(f"{adapter}: adapters are kept inside the project folder") from None
+    docs = sorted(dataset_documents(store, dataset.name))
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO model_versions (version, created_at, created_by, base, adapter, dataset, dataset_digest, "
+            "settings, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (version, utcnow(), who(), base, str(rel), dataset.name, dataset.digest, json.dumps(settings),
+             json.dumps(result, default=str)),
+        )  # fmt: skip
+        db.executemany("INSERT INTO model_docs (version, doc_id) VALUES (?, ?)", [(version, d) for d in docs])
+    found = get_version(store, version)
+    assert found is not None
+    return found
+
+
+# aliases -------------------------------------------------------------------------------------------------------
+
+
+def alias_history(store: Store, alias: str | None = None) -> list[dict[str, Any]]:
+    """Every move of ``alias`` (or of every alias), oldest first."""
+    where, args = ("WHERE alias = ?", (alias,)) if alias else ("", ())
+    rows = store.db.execute(f"SELECT * FROM alias_history {where} ORDER BY id", args).fetchall()
+    return [
+        {k: (json.loads(r[k]) if k == "gate" else bool(r[k]) if k == "forced" else r[k]) for k in r.keys()}  # noqa: SIM118
+        for r in rows
+    ]
+
+
+@dataclass
+class Gate:
+    """What the promotion gate compared, and whether the candidate passed."""
+
+    ok: bool
+    reasons: list[str]
+    comparison: dict[str, Any]
+
+
+def _runs_with_arm(store: Store, arm: str) -> list[RunInfo]:
+    from ragtune.harness.runs import list_runs
+
+    return [r for r in list_runs(store) if arm in r.arms and r.finished_at is not None]
+
+
+def gate(project: Project, candidate: str, current: str | None, run: str | None = None) -> Gate:
+    """Compare ``candidate`` with ``current`` on the harness: the same cases, arm by arm (adapter, hybrid).
+
+    The candidate's run is ``run`` or the latest finished run with an ``adapter:CANDIDATE`` or ``hybrid:CANDIDATE``
+    arm; the current version's results come from the same run, else from the latest finished run over the same
+    case file (by digest). Thresholds: ``[registry]``.
+    """
+    from ragtune.harness.runs import load_run, summarize_run
+
+    store = project.store
+    limits = project.config.registry
+    kinds = ("adapter", "hybrid")
+    if run is not None:
+        info = load_run(store, run)
+        if not any(f"{k}:{candidate}" in info.arms for k in kinds):
+            raise TuningError(f"run {run!r} has no adapter:{candidate} or hybrid:{candidate} arm")
+        runs = [info]
+    else:
+        runs = [r for k in kinds for r in _runs_with_arm(store, f"{k}:{candidate}")]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+    if not runs:
+        return Gate(False, [f"{candidate} has no harness results: evaluate it first, e.g. `ragtune eval CASES "
+                            f"--arms adapter:{candidate}" + (f",adapter:{current}" if current else "") + "`"], {})  # fmt: skip
+    info = runs[0]
+    reasons: list[str] = []
+    comparison: dict[str, Any] = {"run": info.run, "cases_digest": info.cases_digest, "arms": {}}
+    summaries = summarize_run(project, info.run)["arms"]
+    for kind in kinds:
+        arm = f"{kind}:{candidate}"
+        if arm not in summaries:
+            continue
+        cand = summaries[arm]
+        entry: dict[str, Any] = {"candidate": _figures(cand)}
+        comparison["arms"][kind] = entry
+        if current is None:
+            continue
+        ref_arm = f"{kind}:{current}"
+        if ref_arm in summaries:
+            ref, ref_run = summaries[ref_arm], info.run
+        else:
+            same = [r for r in _runs_with_arm(store, ref_arm) if r.cases_digest == info.cases_digest]
+            if not same:
+                reasons.append(
+                    f"{current} has no {kind} results on run {info.run!r}'s cases to compare with: `ragtune eval "
+                    f"{info.cases_path} --arms {arm},{ref_arm}`"
+                )
+                continue
+            ref_run = max(same, key=lambda r: r.created_at).run
+            ref = summarize_run(project, ref_run)["arms"][ref_arm]
+        entry |= {"current": _figures(ref), "current_run": ref_run}
+        reasons += _regressions(kind, candidate, current, cand, ref, limits.max_accuracy_drop,
+                                limits.max_format_drop, limits.max_p95_increase)  # fmt: skip
+    return Gate(not reasons, reasons, comparison)
+
+
+def _figures(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"n": summary["n"], "accuracy": summary["accuracy"]["value"], "format_ok": summary["format_ok"]["value"],
+            "p95_ms": summary["p95_ms"]}  # fmt: skip
+
+
+def _regressions(
+    kind: str, cand_v: str, cur_v: str, cand: dict[str, Any], cur: dict[str, Any],
+    max_acc: float, max_fmt: float, max_p95: float,
+) -> list[str]:  # fmt: skip
+    out = []
+    a, b = cand["accuracy"]["value"], cur["accuracy"]["value"]
+    if a is not None and b is not None and a < b - max_acc:
+        out.append(f"{kind}: accuracy {a:.1%} vs {b:.1%} for {cur_v}, a drop over [registry] max_accuracy_drop {max_acc:.0%}")  # fmt: skip
+    a, b = cand["format_ok"]["value"], cur["format_ok"]["value"]
+    if a is not None and b is not None and a < b - max_fmt:
+        out.append(f"{kind}: format compliance {a:.1%} vs {b:.1%} for {cur_v}, a drop over [registry] max_format_drop {max_fmt:.0%}")  # fmt: skip
+    a, b = cand["p95_ms"], cur["p95_ms"]
+    if a is not None and b and a > b * (1 + max_p95):
+        out.append(f"{kind}: p95 {a:,.0f} ms vs {b:,.0f} ms for {cur_v}, over [registry] max_p95_increase {max_p95:.0%}")  # fmt: skip
+    return out
+
+
+def promote(
+    project: Project,
+    ref: str,
+    alias: str,
+    *,
+    run: str | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Point ``alias`` at version ``ref`` if the gate allows it (or ``force`` with a ``reason``, recorded)."""
+    if not _ALIAS.match(alias) or _VERSION.match(alias):
+        raise TuningError(f"alias {alias!r}: use a name such as production or candidate (not a version like v3)")
+    store = project.store
+    version = resolve(store, ref)
+    if version.tainted:
+        raise TuningError(
+            f"{version.version} is tainted: it was trained on forgotten data ({version.tainted.get('receipt')}); "
+            f"retrain without it: {version.tainted.get('retrain')}"
+        )
+    current = alias_target(store, alias)
+    if current == version.version:
+        raise TuningError(f"{alias} already points to {current}")
+    if force and not (reason and reason.strip()):
+        raise TuningError("--force needs --reason: say why the gate is overridden (it is recorded)")
+    result = gate(project, version.version, current, run)
+    if not result.ok and not force:
+        raise TuningError(
+            f"promotion of {version.version} to {alias} refused: " + "; ".join(result.reasons)
+            + " (override with --force --reason TEXT)"
+        )  # fmt: skip
+    entry = _move(store, alias, version.version, current, "promote", force and not result.ok, reason, asdict(result))
+    return entry | {"gate": asdict(result)}
+
+
+def rollback(project: Project, alias: str) -> dict[str, Any]:
+    """Point ``alias`` back at the version it pointed to before its current one (walking back past tainted ones)."""
+    store = project.store
+    current = alias_target(store, alias)
+    if current is None:
+        raise TuningError(f"no alias {alias!r}; `ragtune tune promote VERSION --alias {alias}` creates it")
+    history = alias_history(store, alias)
+    # the versions the alias held, newest first, each once, without the current one
+    held = list(dict.fromkeys(h["version"] for h in reversed(history) if h["action"] == "promote"))
+    targets = [v for v in held if v != current]
+    for target in targets:
+        found = get_version(store, target)
+        if found is not None and not found.tainted:
+            return _move(store, alias, target, current, "rollback", False, None, {})
+    raise TuningError(f"{alias} has no earlier untainted version to roll back to (it points to {current})")
+
+
+def _move(
+    store: Store, alias: str, version: str, previous: str | None, action: str, forced: bool, reason: str | None,
+    gate_info: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    at, by = utcnow(), who()
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO aliases (alias, version, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+            (alias, version, at),
+        )
+        db.execute(
+            "INSERT INTO alias_history (alias, version, previous, action, forced, reason, gate, by, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alias, version, previous, action, int(forced), reason, json.dumps(gate_info, default=str), by, at),
+        )
+    return {"alias": alias, "version": version, "previous": previous, "action": action, "forced": forced,
+            "reason": reason, "by": by, "at": at}  # fmt: skip
+
+
+# serving -------------------------------------------------------------------------------------------------------
+
+_GENERATORS: dict[tuple[str, str], Generator] = {}
+
+
+def tuned_generator(project: Project, ref: str) -> Generator:
+    """The generator of model version ``ref`` (version or alias): its base with its adapter merged, loaded once
+    per process and version (building it loads nothing; the first generation does)."""
+    from ragtune.generation.base import make_generator
+
+    version = resolve(project.store, ref)
+    folder = version.adapter_path(project.root)
+    if not (folder / "adapter_config.json").is_file():
+        raise TuningError(
+            f"{version.version}: its adapter folder {folder} is missing; retrain it or restore the folder"
+        )
+    key = (str(project.root), version.version)
+    if key not in _GENERATORS:
+        section = project.config.generator
+        if version.base == "smollm2":
+            section = section.model_copy(update={"backend": "smollm2", "model": "", "adapter": str(folder)})
+        else:
+            section = section.model_copy(update={"backend": "transformers", "model": version.base, "adapter": str(folder)})  # fmt: skip
+        _GENERATORS[key] = make_generator(section)
+    return _GENERATORS[key]
+
+
+# forgetting and lineage ----------------------------------------------------------------------------------------
+
+
+def taint_models(ctx: ForgetContext) -> None:
+    """Mark every version trained on a forgotten document as tainted (never promotable again) and list each, with
+    the command that retrains it without the forgotten data, in the receipt."""
+    db, ids = ctx.db, ctx.doc_ids
+    if not ids:
+        return
+    versions: set[str] = set()
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        marks = ",".join("?" * len(part))
+        versions |= {r[0] for r in db.execute(f"SELECT DISTINCT version FROM model_docs WHERE doc_id IN ({marks})", part)}  # fmt: skip
+    listed = []
+    for v in sorted(versions, key=lambda x: int(x[1:])):
+        row = db.execute("SELECT dataset, base, settings, tainted FROM model_versions WHERE version = ?", (v,)).fetchone()  # fmt: skip
+        docs = sorted(d for (d,) in db.execute("SELECT doc_id FROM model_docs WHERE version = ?", (v,)) if d in ids)
+        retrain = f"ragtune tune train --data {row[0]}" + ("" if row[1] == "smollm2" else f" --base {row[1]}")
+        why = {"receipt": ctx.receipt.receipt_id, "documents": docs, "at": utcnow(), "retrain": retrain}
+        if not row[3]:
+            db.execute("UPDATE model_versions SET tainted = ? WHERE version = ?", (json.dumps(why), v))
+        aliases = [a for (a,) in db.execute("SELECT alias FROM aliases WHERE version = ?", (v,))]
+        listed.append({"version": v, "aliases": aliases, "documents": docs, "retrain": retrain})
+    ctx.receipt.sections["models"] = listed
+    ctx.receipt.totals["models_tainted"] = len(listed)
+
+
+def model_lineage(project: Project, doc_id: str, out: dict[str, Any]) -> None:
+    rows = project.store.db.execute(
+        "SELECT m.version, m.dataset, m.dataset_digest, m.tainted FROM model_docs d "
+        "JOIN model_versions m ON m.version = d.version WHERE d.doc_id = ? ORDER BY CAST(substr(m.version, 2) AS INTEGER)",
+        (doc_id,),
+    ).fetchall()
+    out["models"] = [
+        {"version": r[0], "dataset": r[1], "dataset_digest": r[2], "tainted": bool(r[3]),
+         "aliases": [a for (a,) in project.store.db.execute("SELECT alias FROM aliases WHERE version = ?", (r[0],))]}
+        for r in rows
+    ]  # fmt: skip
+
+
+FORGET_HOOKS.append(taint_models)
+LINEAGE_HOOKS.append(model_lineage)
