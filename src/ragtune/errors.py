@@ -71,6 +71,10 @@ class HarnessError(RagtuneError):
         super().__init__(message)
 
 
+class TuningError(RagtuneError):
+    """Training data, training or the model registry failed."""
+
+
 class BenchmarkError(RagtuneError):
     """A benchmark's input data is missing or malformed."""
 
@@ -86,4 +90,5 @@ __all__ = [
     "RagtuneError",
     "RetrievalError",
     "StoreError",
+    "TuningError",
 ]
