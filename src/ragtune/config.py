@@ -264,6 +264,7 @@ class TrainSection(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the planned steps spent warming up.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the LoRA weights.")
     batch_size: int = Field(8, ge=1, le=4096, description="Examples per optimizer step.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradients are clipped to this norm; 0 turns clipping off.")
     max_seq_len: int = Field(
         1024, ge=16, description="Tokens of one example at most, chat template included; a longer one is an error."
     )

@@ -233,3 +233,51 @@ def test_settings_from_config() -> None:
     settings = TrainSettings.from_config(config)
     assert settings.epochs == 5 and settings.lora_r == 8 and settings.cpu_hour_usd == 0.2
     assert settings.batch_size == 8 and settings.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from ragtune.tuning.train import TrainSettings, train_lora
+from tests.tuning.conftest import format_examples
+from tests.tuning.test_train import FAST
+
+def slow(info):
+    if info.step >= 7:
+        Path(sys.argv[2]).touch()
+        time.sleep(60)  # killed here, between checkpoints
+
+settings = TrainSettings(**{**FAST, "eval_every": 2, "patience": 10})
+train_lora(format_examples(18), format_examples(4, 50), settings, Path(sys.argv[3]), base=sys.argv[1],
+           progress=False, callback=slow)
+"""
+
+
+def test_sigkilled_process_resumes_to_the_same_result(tiny_base: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, marker = tmp_path / "killed", tmp_path / "at-step-7"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tiny_base), str(marker), str(out)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, "the training process ended early"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    assert not (out / "adapter").exists()
+    settings = TrainSettings(**{**FAST, "eval_every": 2, "patience": 10})
+    args = (format_examples(18), format_examples(4, 50))
+    resumed = train_lora(*args, settings, out, base=str(tiny_base), progress=False)
+    whole = train_lora(*args, settings, tmp_path / "whole", base=str(tiny_base), progress=False)
+    assert resumed.resumed_from_step == 6
+    assert resumed.train_losses == whole.train_losses and resumed.evals == whole.evals
+    assert _same_weights(out / "adapter", tmp_path / "whole" / "adapter")

@@ -207,11 +207,15 @@ class _Trainer:
         return loss, len(tgt)
 
     def step(self, rows: Sequence[Encoded]) -> float:
+        import torch
+
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total, count = self._loss_sum(rows)
         loss = total / count
         loss.backward()
+        if self.settings.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(list(self.params.values()), self.settings.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         return float(loss.detach())
