@@ -78,7 +78,7 @@ def run_ours(data: list[list[Message]], settings: TrainSettings) -> dict[str, An
         "train_s": result.train_seconds,
         "wall_s": wall,
         "tokens_per_s": result.train_tokens / result.train_seconds,
-        "final_loss": result.train_losses[-1],
+        "mean_loss": sum(result.train_losses) / len(result.train_losses),
     }
 
 
@@ -145,7 +145,7 @@ def run_trl(data: list[list[Message]], settings: TrainSettings, *, checkpointing
         "train_s": train_s,
         "wall_s": wall,
         "tokens_per_s": tokens / train_s,
-        "final_loss": float(out.training_loss),  # TRL reports the mean over the run, ours the last step
+        "mean_loss": float(out.training_loss),  # the mean of the steps' losses, as ours: a check they match
     }
 
 
@@ -203,10 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(data)} examples x {args.epochs} epochs, batch {settings.batch_size}, {torch.get_num_threads()} threads"
     )
-    print(f"{'system':58} {'tokens':>7} {'steps':>5} {'train s':>8} {'wall s':>8} {'tok/s':>7} {'ours/this':>9}")
+    print(
+        f"{'system':58} {'tokens':>7} {'steps':>5} {'mean loss':>9} {'train s':>8} {'wall s':>8} {'tok/s':>7} "
+        f"{'ours/this':>9}"
+    )
     for r in runs:
         print(
-            f"{r['system']:58} {r['tokens']:>7} {r['steps']:>5} {r['train_s']:>8.1f} {r['wall_s']:>8.1f} "
+            f"{r['system']:58} {r['tokens']:>7} {r['steps']:>5} {r['mean_loss']:>9.3f} {r['train_s']:>8.1f} "
+            f"{r['wall_s']:>8.1f} "
             f"{r['tokens_per_s']:>7.1f} {r['ours_vs_this']:>8.2f}x"
         )
     if "retrain_example" in report:
