@@ -369,6 +369,38 @@ class DiagnosisSection(_Section):
     )
 
 
+class TrainSection(_Section):
+    """`ragtune tune train`: LoRA fine-tuning of the generator (docs/training.md)."""
+
+    epochs: int = Field(3, ge=1, le=1000, description="Passes over the training examples at most.")
+    learning_rate: float = Field(
+        1e-3, gt=0, le=1, description="Peak AdamW learning rate of the LoRA weights (linear warm-up, then decay)."
+    )
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of the planned steps spent warming up.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay of the LoRA weights.")
+    batch_size: int = Field(8, ge=1, le=4096, description="Examples per optimizer step.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradients are clipped to this norm; 0 turns clipping off.")
+    max_seq_len: int = Field(
+        1024, ge=16, description="Tokens of one example at most, chat template included; a longer one is an error."
+    )
+    lora_r: int = Field(16, ge=1, le=1024, description="Rank of the LoRA update matrices.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input during training.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        description="Module names that get LoRA adapters (the attention projections of Llama-style models).",
+    )
+    eval_every: int = Field(
+        0, ge=0, description="Steps between holdout evaluations; 0 evaluates at the end of each epoch."
+    )
+    patience: int = Field(2, ge=1, description="Holdout evaluations without improvement before training stops early.")
+    checkpoint_every: int = Field(
+        20, ge=0, description="Steps between resumable checkpoints in the output folder; 0 writes none."
+    )
+    seed: int = Field(0, description="Seed of LoRA initialisation, data order and dropout: same data, same run.")
+    max_steps: int = Field(0, ge=0, description="Optimizer steps at most; 0 means no limit beyond `epochs`.")
+
+
 class Config(_Section):
     """The whole of ragtune.toml."""
 
@@ -386,6 +418,7 @@ class Config(_Section):
     tuning: TuningSection = Field(default_factory=TuningSection)
     diagnosis: DiagnosisSection = Field(default_factory=DiagnosisSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
+    train: TrainSection = Field(default_factory=TrainSection)
     endpoints: dict[str, EndpointSection] = Field(
         default_factory=dict,
         description="Models usable as arms `endpoint:NAME`, as [endpoints.NAME] tables.",

@@ -72,7 +72,7 @@ class HarnessError(RagtuneError):
 
 
 class TuningError(RagtuneError):
-    """A training data set (or its input) is invalid, or a data set name is taken.
+    """Training data, training or the model registry failed.
 
     ``problems`` lists every bad line of an input file, as for :class:`HarnessError`.
     """

@@ -89,7 +89,7 @@ def test_prompts_arm_keeps_every_variant(handbook: Any, cases_file: Path) -> Non
 def test_unknown_arms_and_unknown_model_versions_are_one_line_errors(handbook: Any, cases_file: Path) -> None:
     with pytest.raises(HarnessError, match="unknown arm 'bogus'; known: closed-book, rag, oracle, prompts"):
         execute_run(handbook, cases_file, ["bogus"])
-    with pytest.raises(TuningError, match="no model version or alias 'v1' .no model versions yet"):
+    with pytest.raises(TuningError, match=r"no model version or alias 'v1' \(no model versions yet"):
         execute_run(handbook, cases_file, ["closed-book", "adapter:v1"])
     with pytest.raises(HarnessError, match=r"no \[endpoints.prod\] table"):
         execute_run(handbook, cases_file, ["endpoint:prod"])
