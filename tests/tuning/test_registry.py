@@ -195,3 +195,35 @@ def test_registry_commands_through_the_cli(registry: Any, tmp_path: Path) -> Non
     history = json.loads(rt("tune", "history", "--alias", "production", "--json").output)["history"]
     assert [h["action"] for h in history] == ["promote", "promote", "rollback"]
     assert "TAINTED" not in rt("tune", "list").output
+
+
+def test_tune_train_registers_a_version_and_a_failure_leaves_the_registry_as_it_was(
+    registry: Any, tiny_base: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from ragtune.cli.main import cli
+    from ragtune.diagnosis.diagnose import measured_update_costs
+    from ragtune.tuning.train import TrainSettings
+    from ragtune.tuning.versions import work_folder
+
+    def rt(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["--project", str(registry.root), *args])
+
+    bad = rt("tune", "train", "--data", "fmt", "--base", str(registry.root / "no-such-model"), "--max-steps", "1")
+    assert bad.exit_code != 0 and "no-such-model" in str(bad.exception)
+    assert [v.version for v in list_versions(registry.store)] == ["v1", "v2"]  # unchanged
+    missing = rt("tune", "train", "--data", "nope")
+    assert missing.exit_code != 0 and "nope" in str(missing.exception)
+
+    done = rt("tune", "train", "--data", "fmt", "--base", str(tiny_base), "--max-steps", "2", "--batch-size", "2", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    v3 = json.loads(done.output[done.output.index("{") :])
+    assert v3["version"] == "v3" and v3["base"] == str(tiny_base) and v3["result"]["steps"] == 2
+    assert (registry.root / v3["adapter"] / "adapter_config.json").is_file()
+    assert v3["dataset_digest"] == load_dataset(registry, "fmt").digest
+    assert measured_update_costs(registry.store) == {"retrain_s": v3["result"]["wall_seconds"]}
+    # the work folder is a function of data, base and settings, so a killed run finds its checkpoints again
+    s = TrainSettings(max_steps=2)
+    assert work_folder(registry, "d", "b", s) == work_folder(registry, "d", "b", TrainSettings(max_steps=2))
+    assert work_folder(registry, "d", "b", s) != work_folder(registry, "d", "b", TrainSettings(max_steps=3))

@@ -10,6 +10,56 @@ from ragtune.cli.common import console, emit_json, json_option, open_project, pr
 from ragtune.cli.tune_cmd import tune_group
 
 
+@tune_group.command("train")
+@click.option(
+    "--data", "dataset", required=True, metavar="NAME", help="The data set to train on (`ragtune tune data`)."
+)
+@click.option("--base", help="A Hugging Face model folder to adapt (default: the packaged SmolLM2-135M-Instruct).")
+@click.option("--epochs", type=click.IntRange(1, 1000), help="Passes over the data at most (default [train] epochs).")
+@click.option("--max-steps", type=click.IntRange(0), help="Optimizer steps at most (default [train] max_steps).")
+@click.option("--learning-rate", type=float, help="Peak learning rate (default [train] learning_rate).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), help="Examples per step (default [train] batch_size).")
+@click.option("--seed", type=int, help="Seed (default [train] seed).")
+@click.option("--no-resume", is_flag=True, help="Start over instead of resuming this run's checkpoints.")
+@project_option
+@json_option
+def tune_train(
+    dataset: str,
+    base: str | None,
+    epochs: int | None,
+    max_steps: int | None,
+    learning_rate: float | None,
+    batch_size: int | None,
+    seed: int | None,
+    no_resume: bool,
+    project_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Train a LoRA adapter on a data set and register it as the next model version (resumes after a kill)."""
+    from ragtune.tuning.train import TrainSettings
+    from ragtune.tuning.versions import train_version
+
+    project = open_project(project_dir)
+    given = {"epochs": epochs, "max_steps": max_steps, "learning_rate": learning_rate, "batch_size": batch_size,
+             "seed": seed}  # fmt: skip
+    settings = TrainSettings.from_config(project.config).model_copy(
+        update={k: v for k, v in given.items() if v is not None}
+    )
+    v = train_version(project, dataset, base=base, settings=settings, progress=not as_json, resume=not no_resume)
+    if as_json:
+        emit_json(v.to_json())
+        return
+    r = v.result
+    console.print(
+        f"{v.version}: trained on {v.dataset} ({v.dataset_digest[:12]}) in {r['wall_seconds']:.0f}s, "
+        f"{r['steps']} steps ({r['stop_reason']}), holdout loss {r['initial_holdout_loss']} -> {r['best_holdout_loss']}"
+    )
+    console.print(
+        f"  evaluate it: ragtune eval CASES --arms closed-book,prompts,adapter:{v.version},hybrid:{v.version}"
+    )
+    console.print(f"  then: ragtune tune promote {v.version} --alias production")
+
+
 @tune_group.command("list")
 @project_option
 @json_option

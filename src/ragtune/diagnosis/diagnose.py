@@ -8,6 +8,7 @@ The report and the CLI both start here::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from ragtune.diagnosis.facts import Corpus, load_run_data
 from ragtune.diagnosis.readiness import ReadinessContext, migration_against, run_checks
 from ragtune.diagnosis.recommend import Recommendation, recommend
 from ragtune.harness.runs import load_run, summarize_run
+from ragtune.store.db import Store
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -69,6 +71,18 @@ class Diagnosis:
         return out
 
 
+def measured_update_costs(store: Store) -> dict[str, float | None]:
+    """What the store has measured: the latest model version's training wall time is the cost of retraining after
+    a change in the facts (re-ingesting is not stored: ``ragtune demo`` and callers pass it in)."""
+    row = store.db.execute(
+        "SELECT version, result FROM model_versions ORDER BY CAST(substr(version, 2) AS INTEGER) DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return {}
+    seconds = json.loads(row[1]).get("wall_seconds")
+    return {"retrain_s": float(seconds)} if isinstance(seconds, int | float) else {}
+
+
 def diagnose_run(
     project: Project,
     run: str,
@@ -94,7 +108,9 @@ def diagnose_run(
     arm, why = choose_primary(data, primary if primary is not None else config.diagnosis.primary_arm)
     corpus = Corpus(store, known_at=load_run(store, run).finished_at)
     attributions = Attributor(data, corpus, arm, config, summaries).attribute_all()
-    rec = recommend(data, arm, attributions, config, summaries, update_costs)
+    rec = recommend(
+        data, arm, attributions, config, summaries, {**measured_update_costs(store), **(update_costs or {})}
+    )
 
     coverage = None
     if traffic is not None:
