@@ -53,12 +53,45 @@ def _apply_week(example: Path, week: int, root: Path) -> None:
                 (root / line.strip()).unlink(missing_ok=True)
 
 
+def ingest_week(
+    project: Project, example: Path, root: Path, week_info: dict[str, Any], sources: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Apply one week of the example's edits under ``root`` and ingest every source with its rights; the totals."""
+    week = int(week_info["week"])
+    valid_from = parse_when(week_info["valid_from"])
+    _apply_week(example, week, root)
+    totals = {"added": 0, "updated": 0, "unchanged": 0, "retired": 0, "chunks": 0, "errors": 0}
+    for src in sources:
+        path = root / (src.get("folder") or src["file"])
+        report = ingest_paths(
+            project,
+            [path],
+            Defaults(
+                source=src["source"],
+                license=src["license"],
+                may_retrieve=src.get("may_retrieve", True),
+                may_train=src["may_train"],
+                groups=parse_groups(src.get("groups")),
+                owner=src.get("owner"),
+                valid_from=valid_from,
+            ),
+            sync=True,
+        )
+        for key in ("added", "updated", "unchanged", "retired"):
+            totals[key] += len(getattr(report, key))
+        totals["chunks"] += report.chunks
+        totals["errors"] += len(report.errors)
+    return totals
+
+
 ANSWERED_PER_WEEK = 2  # changed facts asked of the model each week; each costs a few seconds on CPU
 
-DEMO_ARMS = ["closed-book", "oracle", "rag", "prompts"]
-DEMO_MAX_NEW_TOKENS = 64
-"""Answers in the demo are short facts or one formatted line: 64 tokens keep a 2-core machine under 10 minutes."""
-DEMO_MIX = {"format": 10, "current": 6, "past": 4, "stable": 4}
+DEMO_ARMS = ["closed-book", "oracle", "rag", "prompts", "adapter:v1", "hybrid:v1"]
+DEMO_MAX_NEW_TOKENS = 48
+"""Answers in the demo are short facts or one formatted line: 48 tokens keep a 2-core machine under 10 minutes."""
+DEMO_TRAIN_EPOCHS = 2
+"""A short LoRA: two passes over the style examples (about 14 steps) already teach the answer format."""
+DEMO_MIX = {"format": 10, "current": 4, "past": 3, "stable": 3}
 """How many of the bundled cases of each kind the demo evaluates (all 80: `ragtune eval` in the demo folder)."""
 
 
@@ -73,6 +106,56 @@ def demo_cases(example: Path) -> list[dict[str, Any]]:
             quota[kind] -= 1
             chosen.append(case)
     return chosen
+
+
+DEMO_PROMPTS = """
+# The prompts arm's variants for the demo: the plain prompt, and the style guide's rules as a prompt (with and
+# without examples): the fair test of whether prompting alone can fix the format before fine-tuning is considered.
+[eval.prompts.plain]
+system = "Answer the question in one or two short sentences. If you do not know, say: I don't know."
+
+[eval.prompts.style]
+system = \"\"\"You are Lumen Relay Support. Start every answer to a customer with the customer's plan in square \
+brackets, for example [Pro], or [Unknown plan]. Keep it under 60 words. End with the line: — Lumen Relay Support. \
+To triage a ticket, answer with exactly one line of JSON with the keys plan, category and severity.\"\"\"
+
+[eval.prompts.style-fewshot]
+system = \"\"\"You are Lumen Relay Support. Start every answer to a customer with the customer's plan in square \
+brackets, for example [Pro], or [Unknown plan]. End with the line: — Lumen Relay Support.\"\"\"
+
+[[eval.prompts.style-fewshot.examples]]
+question = "As Lumen Relay Support, answer a customer: How long are backups kept?"
+answer = "[Unknown plan] Backups are kept for 35 days.\\n— Lumen Relay Support"
+
+[[eval.prompts.style-fewshot.examples]]
+question = "Triage this ticket as one line of JSON with plan, category and severity: Our Pro invoice is wrong."
+answer = '{"plan": "Pro", "category": "billing", "severity": 3}'
+"""
+
+
+def _train(project: Project, example: Path, say: Say) -> dict[str, Any]:
+    """A governed data set from the example's style examples (rights, personal data, duplicates and leakage
+    against the bundled cases screened), and a short LoRA on it, registered as v1."""
+    from ragtune.tuning import build_dataset
+    from ragtune.tuning.train import TrainSettings
+    from ragtune.tuning.versions import train_version
+
+    report = build_dataset(
+        project, "style", jsonl=[example / "train-style.jsonl"], eval_cases=[example / "cases.jsonl"]
+    ).to_json()
+    excluded = {k: v for k, v in report["excluded"].items() if v}
+    say(
+        f"training data 'style': {report['kept']} of {report['candidates']} examples kept"
+        + (f" (excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())})" if excluded else "")
+    )
+    settings = TrainSettings.from_config(project.config).model_copy(update={"epochs": DEMO_TRAIN_EPOCHS})
+    version = train_version(project, "style", settings=settings, progress=False)
+    r = version.result
+    say(
+        f"trained {version.version} (LoRA on the packaged model): {r['steps']} steps in {r['wall_seconds']:.0f}s, "
+        f"holdout loss {r['initial_holdout_loss']:.2f} -> {r['best_holdout_loss']:.2f}"
+    )
+    return {"dataset": report, "version": version.version, "result": r}
 
 
 def _evaluate(project: Project, root: Path, example: Path, say: Say) -> dict[str, Any]:
@@ -178,7 +261,8 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
     (root / MARKER).write_text("created by `ragtune demo`; safe to delete\n")
     toml = root / "ragtune.toml"
     toml.write_text(
-        toml.read_text(encoding="utf-8").replace("max_new_tokens = 160", f"max_new_tokens = {DEMO_MAX_NEW_TOKENS}", 1),
+        toml.read_text(encoding="utf-8").replace("max_new_tokens = 160", f"max_new_tokens = {DEMO_MAX_NEW_TOKENS}", 1)
+        + DEMO_PROMPTS,
         encoding="utf-8",
     )
     project = Project.open(root)
@@ -189,30 +273,8 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
 
     for week_info in timeline["weeks"]:
         week = int(week_info["week"])
-        valid_from = parse_when(week_info["valid_from"])
-        _apply_week(example, week, root)
         started = time.perf_counter()
-        totals = {"added": 0, "updated": 0, "unchanged": 0, "retired": 0, "chunks": 0, "errors": 0}
-        for src in sources:
-            path = root / (src.get("folder") or src["file"])
-            report = ingest_paths(
-                project,
-                [path],
-                Defaults(
-                    source=src["source"],
-                    license=src["license"],
-                    may_retrieve=src.get("may_retrieve", True),
-                    may_train=src["may_train"],
-                    groups=parse_groups(src.get("groups")),
-                    owner=src.get("owner"),
-                    valid_from=valid_from,
-                ),
-                sync=True,
-            )
-            for key in ("added", "updated", "unchanged", "retired"):
-                totals[key] += len(getattr(report, key))
-            totals["chunks"] += report.chunks
-            totals["errors"] += len(report.errors)
+        totals = ingest_week(project, example, root, week_info, sources)
         ingest_s = time.perf_counter() - started
         changed = [
             f
@@ -240,6 +302,7 @@ def run_demo(folder: Path, say: Say = lambda _: None) -> dict[str, Any]:
         )
         if week == 1:
             entry["example_answer"] = _example_answer(project, say)
+            out["training"] = _train(project, example, say)
             out["evaluation"] = _evaluate(project, root, example, say)
         elif changed:
             entry["answers"] = _answer_changed(project, changed[:ANSWERED_PER_WEEK], week, started, say)

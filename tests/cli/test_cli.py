@@ -126,12 +126,17 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # the arms evaluated on the demo's mix of cases, diagnosed, and the report written
     evaluation = out["evaluation"]
     arms = evaluation["summary"]["arms"]
-    assert list(arms) == ["closed-book", "oracle", "rag", "prompts"]
-    assert all(a["cases"] == 24 and a["missing"] == 0 for a in arms.values())
+    assert list(arms) == ["closed-book", "oracle", "rag", "prompts", "adapter:v1", "hybrid:v1"]
+    assert all(a["cases"] == 20 and a["missing"] == 0 for a in arms.values())
+    assert set(arms["prompts"]["variants"]) == {"plain", "style", "style-fewshot"}
+    # a governed data set (the bundled cases' near-copies left out) and a short LoRA, registered as v1
+    training = out["training"]
+    assert training["version"] == "v1" and training["dataset"]["excluded"]["leakage"] > 0
+    assert training["result"]["best_holdout_loss"] < training["result"]["initial_holdout_loss"]
     assert evaluation["verdict"] in {"RAG", "FINE-TUNE", "HYBRID", "PROMPT-FIX", "HARNESS-FIRST", "NO-CHANGE"}
     report = Path(out["report"]["path"])
     html = report.read_text(encoding="utf-8")
-    assert html.count("<svg") == 3 and html.count('class="case"') == 24
+    assert html.count("<svg") == 3 and html.count('class="case"') == 20
     assert out["report"]["update_costs"]["reingest_s"] > 0
     diagnosed = json.loads(rt("diagnose", evaluation["run"], "--json", cwd=tmp_path / "demo").stdout)
     assert diagnosed["recommendation"]["verdict"] == out["report"]["verdict"]
