@@ -55,7 +55,7 @@ def test_unknown_section(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError,
         match="unknown key 'retrival'; allowed keys here: answer, corpus, costs, diagnosis, embedder, endpoints, eval, generator, "
-        "project, retrieval, server, targets, telemetry",
+        "project, registry, retrieval, server, targets, telemetry, train, tuning",
     ):
         load_config(path)
 
