@@ -136,7 +136,7 @@ def test_reused_generations_generate_each_conversation_once() -> None:
     gen = dv.ReusedGenerations(inner)
     ask = [[{"role": "user", "content": q}] for q in ("a", "b", "a")]
     assert [g.text for g in gen.generate(ask)] == ["answer to a", "answer to b", "answer to a"]
-    assert [g.text for g in gen.generate(ask[1:] + [[{"role": "user", "content": "c"}]])] == [
+    assert [g.text for g in gen.generate([*ask[1:], [{"role": "user", "content": "c"}]])] == [
         "answer to b",
         "answer to a",
         "answer to c",
