@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune.harness.scorers.staleness import gives
 
 if TYPE_CHECKING:
+    from ragtune.diagnosis.facts import ArmResult, RunData
     from ragtune.generation.base import Generation, Generator, Message
     from ragtune.project import Project
 
@@ -473,11 +474,10 @@ def make_project(folder: Path, paragraphs: Sequence[Paragraph], max_new_tokens: 
     return project
 
 
-def run_cases(
-    project: Project, name: str, cases: Sequence[dict[str, Any]], arms: list[str]
-) -> dict[str, dict[str, str]]:
-    """Run ``cases`` over ``arms`` as run ``name``; the label of every (case, arm)."""
-    from ragtune.harness.runs import execute_run, load_results
+def run_cases(project: Project, name: str, cases: Sequence[dict[str, Any]], arms: list[str]) -> RunData:
+    """Run ``cases`` over ``arms`` as run ``name``; the stored results, as diagnosis reads them."""
+    from ragtune.diagnosis.facts import load_run_data
+    from ragtune.harness.runs import execute_run
 
     path = project.root / f"{name}.jsonl"
     path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
@@ -490,61 +490,84 @@ def run_cases(
     t0 = time.perf_counter()
     execute_run(project, path, arms, name=name, progress=progress)
     log(f"  {name}: {len(cases)} cases x {len(arms)} arms in {time.perf_counter() - t0:.0f} s")
-    labels: dict[str, dict[str, str]] = {}
-    for arm, rows in load_results(project.store, name).items():
-        for row in rows:
-            labels.setdefault(row["case_id"], {})[arm] = row["label"]
-    return labels
+    return load_run_data(project.store, name, project.root)
+
+
+def says(answer: str, values: Sequence[str]) -> bool:
+    """Whether ``answer`` contains one of ``values`` as whole words: screening is stricter than the accuracy scorer,
+    whose 1% numeric tolerance takes 2013 for 2003."""
+    from ragtune.harness.scorers.content import find_match
+
+    return find_match(answer, list(values))[0] is not None
+
+
+def shows(c: Candidate, label: str, answer: str) -> str | None:
+    """None when rag's result in the final form shows what the candidate's role needs, else why not."""
+    want = {"stale": "stale", "format-regex": "format", "format-json": "format", "control": "correct"}.get(
+        c.role, "wrong"
+    )
+    if label != want:
+        return f"rag {label}, not {want}"
+    if c.role == "stale" and c.change is not None and not says(answer, c.change.stale_answers):
+        return "rag's stale value only within the numeric tolerance"
+    if want in ("format", "correct") and not says(answer, c.question.answers):
+        return "rag right only within the numeric tolerance"
+    return None
 
 
 def screen(project: Project, pools: dict[str, Iterator[Candidate]], need: dict[str, int], rounds: int = 3) -> tuple[dict[str, list[Candidate]], dict[str, Counter[str]]]:  # fmt: skip
     """Screen candidates until each role has ``need`` of them (or its pool or the rounds run out).
 
-    Stage 1, the oracle arm on the original question: the model must read the answer off the gold paragraph
-    (behaviour cases skip it: their question quotes the paragraph). Stage 2, the rag arm on the case in its final
-    form, for the roles whose failure rag must show before any corpus change: stale (label ``stale``: the old value
-    from the index), behaviour (label ``format``: right content, broken form) and control (``correct``).
+    Retrieval candidates first go to the oracle arm, which must read the answer off the gold paragraph (the
+    retrieval rules need the oracle right). Stale, behaviour and control candidates go to the rag arm in their final
+    form, which needs no corpus change yet, and are kept when rag shows the injected failure: the old value from
+    the stale index (label ``stale``), right content in the wrong form (``format``), or, for controls, the right
+    answer. Gap and retrieval candidates are checked after the injection (:func:`confirm`).
     """
     kept: dict[str, list[Candidate]] = {r: [] for r in need}
     stats: dict[str, Counter[str]] = {r: Counter() for r in need}
-    wants_rag = {"stale": "stale", "format-regex": "format", "format-json": "format", "control": "correct"}
+    factor = {"retrieval": 2.5, "gap": 1.0, "stale": 2.2, "control": 2.0, "format-regex": 1.5, "format-json": 1.5}
     for r in range(1, rounds + 1):
         batch: list[Candidate] = []
         for role, n in need.items():
             short = n - len(kept[role])
             if short > 0:
-                factor = 1.5 if role.startswith("format-") else 2.2
-                batch += [c for _, c in zip(range(round(short * factor + 0.49)), pools[role], strict=False)]
+                batch += [c for _, c in zip(range(round(short * factor[role] + 0.49)), pools[role], strict=False)]
         if not batch:
             break
         ids = {f"s{r}-{i:03d}": c for i, c in enumerate(batch)}
         for c in batch:
             stats[c.role]["screened"] += 1
-        first = {i: c for i, c in ids.items() if not c.role.startswith("format-")}
-        passed = dict(ids)
+        passed = {i: c for i, c in ids.items() if c.role == "gap"}
+        first = {i: c for i, c in ids.items() if c.role == "retrieval"}
         if first:
-            original = [Candidate("control", c.question, c.paragraph).case(i) for i, c in first.items()]
-            labels = run_cases(project, f"screen-oracle-{r}", original, ["oracle"])
-            passed = {i: c for i, c in ids.items() if i not in first or labels[i]["oracle"] == "correct"}
-            for i in first:
-                if i not in passed:
-                    stats[ids[i].role]["oracle wrong"] += 1
-        second = {i: c for i, c in passed.items() if c.role in wants_rag}
+            data = run_cases(project, f"screen-oracle-{r}", [c.case(i) for i, c in first.items()], ["oracle"])
+            for i, c in first.items():
+                o = data.results[i]["oracle"]
+                if o.label == "correct" and says(o.answer, c.question.answers):
+                    passed[i] = c
+                else:
+                    stats[c.role]["oracle wrong"] += 1
+        second = {i: c for i, c in ids.items() if c.role not in ("gap", "retrieval")}
         if second:
-            labels = run_cases(project, f"screen-rag-{r}", [c.case(i) for i, c in second.items()], ["rag"])
+            data = run_cases(project, f"screen-rag-{r}", [c.case(i) for i, c in second.items()], ["rag"])
             for i, c in second.items():
-                if labels[i]["rag"] != wants_rag[c.role]:
-                    stats[c.role][f"rag {labels[i]['rag']}, not {wants_rag[c.role]}"] += 1
-                    del passed[i]
-        for c in passed.values():
-            if len(kept[c.role]) < need[c.role]:
+                rag = data.results[i]["rag"]
+                why = shows(c, rag.label, rag.answer)
+                if why is None:
+                    passed[i] = c
+                else:
+                    stats[c.role][why] += 1
+        for i in ids:
+            c = ids[i]
+            if i in passed and len(kept[c.role]) < need[c.role]:
                 kept[c.role].append(c)
     return kept, stats
 
 
-def inject(project: Project, kept: dict[str, list[Candidate]], per: int) -> tuple[list[Candidate], int]:
+def inject(project: Project, kept: dict[str, list[Candidate]], stats: dict[str, Counter[str]]) -> None:
     """Forget the gap cases' paragraphs, write the stale cases' new versions (not ingested: a stale index), ingest
-    the retrieval cases' near-duplicates; the retrieval cases whose gold still reaches rag's context are dropped."""
+    the retrieval cases' near-duplicates, and drop the retrieval cases whose gold still reaches rag's context."""
     from ragtune.answer.context import assemble
     from ragtune.corpus.forget import forget
     from ragtune.corpus.ingest import ingest_paths
@@ -573,15 +596,43 @@ def inject(project: Project, kept: dict[str, list[Candidate]], per: int) -> tupl
     for c in kept["retrieval"]:
         hits = retriever.search(c.question.text, settings.sources, Filters()).hits
         context = assemble(hits, settings.context_tokens, project.generator.count_tokens, settings.dedupe_overlap)
-        if not any(s.hit.doc_id == c.doc_id for s in context.sources):
+        if any(s.hit.doc_id == c.doc_id for s in context.sources):
+            stats["retrieval"]["gold still in rag's context after the burial"] += 1
+        else:
             buried.append(c)
     log(f"retrieval: {len(buried)} of {len(kept['retrieval'])} gold paragraphs pushed out of rag's context")
-    not_buried = len(kept["retrieval"]) - len(buried)
-    kept["retrieval"] = buried[:per]
-    return [c for role in kept.values() for c in role], not_buried
+    kept["retrieval"] = buried
+
+
+def confirm(project: Project, kept: dict[str, list[Candidate]], per: int, stats: dict[str, Counter[str]]) -> None:
+    """After the injection, rag must fail on the gap and retrieval cases (a gap is no gap when another passage
+    answers, a burial none when the model answers anyway); the first ``per`` that do are kept. The measured run
+    asks the same conversations again, so these answers are reused there."""
+    todo = {f"c-{i:03d}": c for i, c in enumerate(kept["gap"] + kept["retrieval"])}
+    if not todo:
+        return
+    data = run_cases(project, "screen-rag-injected", [c.case(i) for i, c in todo.items()], ["rag"])
+    for role in ("gap", "retrieval"):
+        kept[role] = []
+    for i, c in todo.items():
+        rag = data.results[i]["rag"]
+        why = shows(c, rag.label, rag.answer)
+        if why is not None:
+            stats[c.role][why + " after the injection"] += 1
+        elif len(kept[c.role]) < per:
+            kept[c.role].append(c)
 
 
 # scoring ----------------------------------------------------------------------------------------------------------
+
+
+def variant_facts(prompts: ArmResult) -> dict[str, dict[str, Any]]:
+    """Each prompt variant's answer and what the accuracy and format scorers said of it."""
+    out = {}
+    for v, text in prompts.variants.items():
+        acc, fmt = (prompts.score(f"variant.{v}.{s}") for s in ("accuracy", "format"))
+        out[v] = {"answer": text, "accuracy": acc.passed if acc else None, "format": fmt.passed if fmt else None}
+    return out
 
 
 def scenario_of(role: str) -> str:
@@ -629,7 +680,7 @@ def main() -> None:
     questions = [q for q in questions if q.pid in ids]
     per = args.per_scenario
     half = (per + 1) // 2
-    need = {"stale": per, "retrieval": per + 3, "gap": per, "format-regex": half, "format-json": per - half,
+    need = {"stale": per, "retrieval": per + 4, "gap": per + 3, "format-regex": half, "format-json": per - half,
             "control": per}  # fmt: skip
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ragtune-diagval-") as tmp:
@@ -644,8 +695,9 @@ def main() -> None:
         kept, screening = screen(project, pools, need)
         timings["screen_s"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
-        chosen, not_buried = inject(project, kept, per)
-        screening["retrieval"]["gold still in rag's context after the burial"] = not_buried
+        inject(project, kept, screening)
+        confirm(project, kept, per, screening)
+        chosen = [c for role in kept.values() for c in role]
         timings["inject_s"] = round(time.perf_counter() - t, 1)
 
         cases: list[dict[str, Any]] = []
@@ -659,7 +711,7 @@ def main() -> None:
                     cases.append(c.case(f"stale-before-{i:02d}", before=True))
                     roles[f"stale-before-{i:02d}"] = "stale-before"
         t = time.perf_counter()
-        labels = run_cases(project, "validation", cases, ARMS)
+        data = run_cases(project, "validation", cases, ARMS)
         diagnosis = diagnose_run(project, "validation")
         timings["run_s"] = round(time.perf_counter() - t, 1)
         attributed = {a.case_id: a for a in diagnosis.cases if a.family != "operations"}
@@ -669,9 +721,13 @@ def main() -> None:
             cid = case["id"]
             a = attributed.get(cid)
             got = (a.family, a.cause) if a else None
+            results = data.results[cid]
             rows.append({"id": cid, "role": roles[cid], "attributed": "/".join(got) if got else "correct",
-                         "right": judge(roles[cid], got), "labels": labels[cid],
-                         "confidence": a.confidence if a else None, "why": a.why if a else ""})  # fmt: skip
+                         "right": judge(roles[cid], got), "confidence": a.confidence if a else None,
+                         "question": case["question"][-160:], "answers": case["answers"],
+                         "labels": {arm: r.label for arm, r in results.items()},
+                         "rag_answer": results["rag"].answer, "why": a.why if a else "",
+                         "variants": variant_facts(results["prompts"]) if case.get("format") else None})  # fmt: skip
         by_scenario: dict[str, list[bool]] = {}
         for row in rows:
             by_scenario.setdefault(scenario_of(row["role"]), []).append(row["right"])
@@ -761,7 +817,7 @@ def print_report(result: dict[str, Any]) -> None:
               f"({m['confidence']}: {m['confidence_reason']})")  # fmt: skip
     for row in result["cases"]:
         if not row["right"]:
-            print(f"  missed {row['id']}: {row['attributed']} labels={row['labels']}")
+            print(f"  missed {row['id']}: {row['attributed']} labels={row['labels']} rag={row['rag_answer'][:100]!r}")
     print("screening:", json.dumps(result["screening"]))
     print("generations:", json.dumps(result["generations"]), "timings:", json.dumps(result["timings"]))
 
