@@ -106,3 +106,15 @@ def test_a_run_is_judged_by_the_corpus_it_saw_not_by_later_edits(world: Any, tmp
     [after] = diagnose_run(world, "then").cases
     # seats.md@2 arrived after the run: the run still saw an index that had not been re-ingested
     assert (after.family, after.cause, after.why) == (before.family, before.cause, before.why)
+
+
+def test_a_variant_that_fixes_the_form_is_prompt_fixable_even_with_the_wrong_fact(world: Any, tmp_path: Path) -> None:
+    # the prompts arm answers without retrieval: its content may be wrong where rag's is right; the form decides
+    specs = [(case("digits", "What is the Pro plan's rate limit per minute? Digits only.", ["900"], ["docs/pricing.md"],
+                   format={"regex": "^[0-9]+$"}),
+              {"rag": Ans("900 requests per minute [1].", log((chunk("pricing.md", 2), "used"))),
+               "prompts": Ans(variants={"plain": "The limit is 600 requests.", "concise": "600", "fewshot": "600"})})]  # fmt: skip
+    write_run(world, tmp_path, "form", ["rag", "prompts"], specs)
+    [a] = diagnose_run(world, "form").cases
+    assert (a.family, a.cause) == ("behaviour", "prompt_fixable")
+    assert a.evidence["fixing_variants"] == ["concise", "fewshot"] and "'concise'" in a.why

@@ -207,7 +207,9 @@ class Attributor:
         trained = [a for a, r in arms.items() if a.startswith(("adapter:", "hybrid:")) and r.correct]
         also = f"; {', '.join(trained)} gets it right and well-formed" if trained else ""
         prompts = arms.get("prompts")
-        verdicts = {v: prompts.variant_right(v) for v in prompts.variants} if prompts else {}
+        # the form alone decides: the prompts arm answers without retrieval, so a variant that fixes the form of a
+        # fact it cannot know would never count if its content had to be right too
+        verdicts = {v: prompts.variant_formatted(v) for v in prompts.variants} if prompts else {}
         tried = {v: ok for v, ok in verdicts.items() if ok is not None}
         name = "style" if style else "needs_training"
         tune = self.tune_cmd()
@@ -215,7 +217,7 @@ class Attributor:
             fixing = [v for v, ok in tried.items() if ok]
             if fixing:
                 v = fixing[0]
-                why = f"{broken}; the prompt variant {v!r} answers {_short(prompts.variants[v])}, right and well-formed"
+                why = f"{broken}; the prompt variant {v!r} answers {_short(prompts.variants[v])}, well-formed"
                 nxt = (f"adopt the {v!r} prompt variant ([eval.prompts.{v}] in ragtune.toml, then your answer prompt); "
                        f"confirm with {self.eval_cmd('prompts', 'prompts')}")  # fmt: skip
                 return self._make(base, "behaviour", "prompt_fixable", why, nxt, variant=v,

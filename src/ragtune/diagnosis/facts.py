@@ -64,6 +64,11 @@ class ArmResult:
         row = self.scores.get(name)
         return row if row is not None and row.scored else None
 
+    def variant_formatted(self, variant: str) -> bool | None:
+        """Whether a prompt variant's answer follows the case's format rule (None: no rule was scored)."""
+        check = self.score(f"variant.{variant}.format")
+        return None if check is None else bool(check.passed)
+
     def variant_right(self, variant: str) -> bool | None:
         """Whether a prompt variant's answer is right and well-formed (None: nothing about it was scored)."""
         checks = [self.score(f"variant.{variant}.{s}") for s in ("accuracy", "format")]
