@@ -34,7 +34,14 @@ def test_forget_removes_everything_everywhere(project: Project, docs: Path) -> N
     assert on_disk(state, "Quokkazanzibar") and on_disk(state, stem)
 
     receipt = forget(project, ["docs/secret.md", "docs/nope.md"])
-    assert receipt.totals == {"documents": 1, "versions": 2, "chunks": 2, "traces": 0, "dataset_examples": 0, "models_tainted": 0}
+    assert receipt.totals == {
+        "documents": 1,
+        "versions": 2,
+        "chunks": 2,
+        "traces": 0,
+        "dataset_examples": 0,
+        "models_tainted": 0,
+    }
     assert receipt.not_found == ["docs/nope.md"] and not receipt.ok
     assert receipt.segments_rewritten >= 1
     for needle in ("Quokkazanzibar", stem, "Bellwether", "closes in April"):

@@ -47,7 +47,14 @@ def test_forget_removes_examples_from_every_data_set(two_sets: Project) -> None:
     before = {n: load_dataset(project, n) for n in ("support-v1", "support-v2")}
     assert dataset_documents(project.store, "support-v1") == {"docs/refunds.md", "docs/deal.md"}
     receipt = forget(project, ["docs/deal.md"])
-    assert receipt.totals == {"documents": 1, "versions": 2, "chunks": 2, "traces": 1, "dataset_examples": 4, "models_tainted": 0}
+    assert receipt.totals == {
+        "documents": 1,
+        "versions": 2,
+        "chunks": 2,
+        "traces": 1,
+        "dataset_examples": 4,
+        "models_tainted": 0,
+    }
     body = receipt.to_json()
     assert [d["name"] for d in body["datasets"]] == ["support-v1", "support-v2"]
     for entry in body["datasets"]:
