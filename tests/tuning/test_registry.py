@@ -24,6 +24,7 @@ from ragtune.tuning.registry import (
     rollback,
 )
 from tests.diagnosis.builders import Ans, case, write_run
+from tests.server.conftest import serve  # noqa: F401  (fixture: the real uvicorn server the server tests use)
 from tests.tuning.helpers import add_docs, chat, chat_file
 
 torch = pytest.importorskip("torch")
@@ -227,3 +228,21 @@ def test_tune_train_registers_a_version_and_a_failure_leaves_the_registry_as_it_
     s = TrainSettings(max_steps=2)
     assert work_folder(registry, "d", "b", s) == work_folder(registry, "d", "b", TrainSettings(max_steps=2))
     assert work_folder(registry, "d", "b", s) != work_folder(registry, "d", "b", TrainSettings(max_steps=3))
+
+
+def test_the_server_serves_registered_fine_tunes(registry: Any, serve: Any) -> None:  # noqa: F811
+    registry.config.generator.max_new_tokens = 4
+    promote(registry, "v1", "production", force=True, reason="serve it")
+    live = serve(registry)
+    with live.client() as http:
+        models = [m["id"] for m in http.get("/v1/models").json()["data"]]
+        assert {"ragtune-adapter:production", "ragtune-hybrid:production"} <= set(models)
+        reply = http.post("/v1/chat/completions", json={"model": "ragtune-hybrid:production",
+                          "messages": [{"role": "user", "content": "What does Pro cost?"}]})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        trace = http.get(f"/traces/{reply.json()['trace_id']}").json()
+        assert trace["arm"] == "hybrid:production" and trace["model"]["adapter"].endswith("models/v1/adapter")
+        asked = http.post("/ask", json={"question": "What does Pro cost?", "arm": "adapter:v2"})
+        assert asked.status_code == 200, asked.text
+        unknown = http.post("/ask", json={"question": "What does Pro cost?", "arm": "adapter:v9"})
+        assert unknown.status_code == 400 and "no model version or alias 'v9'" in unknown.json()["error"]["message"]
