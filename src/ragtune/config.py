@@ -109,7 +109,9 @@ class GeneratorSection(_Section):
     max_new_tokens: int = Field(160, ge=1, le=8192, description="Most tokens generated per answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="0 means greedy decoding, so runs repeat.")
     seed: int = Field(0, description="Random seed for sampling (and for endpoints that accept one).")
-    batch_size: int = Field(16, ge=1, le=512, description="Prompts generated together by local backends.")
+    batch_size: int = Field(
+        32, ge=1, le=512, description="Prompts generated together by local backends (32: see docs/benchmarks.md)."
+    )
     context_window: int = Field(
         0, ge=0, description="Tokens the model reads at most; 0 takes it from the model (8,192 for SmolLM2)."
     )
@@ -216,7 +218,7 @@ class EvalSection(_Section):
     arms: list[str] = Field(
         default_factory=lambda: ["closed-book", "rag", "oracle"], description="Arms run when --arms is not given."
     )
-    batch_size: int = Field(16, ge=1, le=4096, description="Cases sent to an arm at once (one generation batch).")
+    batch_size: int = Field(32, ge=1, le=4096, description="Cases sent to an arm at once (one generation batch).")
     scorers: list[str] = Field(
         default_factory=lambda: ["accuracy", "content.f1", "staleness", "citations.support", "format", "retrieval"],
         description="Scorers run on every output (content.judge and content.similarity need a model: add them "
