@@ -7,9 +7,9 @@ that ``diagnose_run`` attributes it (docs/benchmarks.md, "Diagnosis validation")
 - **stale**: the paragraph's file gets a new version with a changed number, but the index is not re-ingested; the
   case asks after the change (answers: the new value, stale_answers: the old one)  -> retrieval / stale_index.
   The same question asked before the change (answers: the old value) is a control.
-- **behaviour**: the answer must follow a strict format its plain answers break: a bare value (regex) that the
-  ``concise`` prompt variant asks for (-> prompt_fixable by design), or JSON that no variant asks for
-  (-> needs_training)                                                         -> behaviour / *
+- **behaviour**: the answer must follow a strict format rag's answers break: a bare value (regex), which the
+  ``concise`` and ``extract`` prompt variants ask for (kept when one of them follows it: -> prompt_fixable), or
+  JSON, which no variant asks for (kept when none follows it: -> needs_training)  -> behaviour / *
 - **retrieval**: the gold paragraph stays, buried under near-duplicates of it whose answer is altered
                                                                               -> retrieval / miss, ranking or budget
 - **control**: unperturbed cases                                              -> correct (not attributed)
@@ -17,8 +17,11 @@ that ``diagnose_run`` attributes it (docs/benchmarks.md, "Diagnosis validation")
 Candidates are screened so that the cause really happens: the oracle arm (the model given the gold paragraph)
 answers the original question right; stale, behaviour and control cases are also asked of the rag arm in their
 final form (the format rule, the stale index) and kept only when rag shows the injected failure (or, for controls,
-is right). A gap case's answer is stated by no other paragraph; a retrieval case is kept only when, after the
-burial, no gold chunk reaches rag's context. Then one run over closed-book, oracle, rag and prompts is diagnosed,
+is right); behaviour cases are also asked of the prompts arm, whose variants must fix the bare-value form and must
+not fix the JSON one. A gap case's answer is stated by no other paragraph; a retrieval case is kept only when, after
+the burial, no gold chunk reaches rag's context. After the injection every case but the behaviour ones is asked of
+rag again (a forgotten paragraph or a near-duplicate can change another question's context): gap and retrieval
+cases must fail, controls and the stale cases' before-the-change questions must be right. Then one run over closed-book, oracle, rag and prompts is diagnosed,
 and scenario mixes are diagnosed as runs of their own for the run-level verdict. Generation is greedy, and a
 conversation already answered (in screening, or by an earlier mix) is answered from memory, not generated again.
 
@@ -56,6 +59,17 @@ SOURCE, MIRROR = "squad", "mirror"
 
 BARE_VALUE = r"[^\[\]\n]{1,50}"
 """A bare value: one line, no citation markers, at most 50 characters (the ``concise`` variant asks for one)."""
+EXTRACT_SYSTEM = "You extract answers from a text. Reply with the answer's words only."
+EXTRACT_INSTRUCTION = "Answer with the value only, in as few words as possible."
+EXTRACT_EXAMPLES = [  # written for this bench: three short texts of our own, answered with the bare value
+    ("Text: The Millbrook bridge opened in 1931. It was designed by the engineer Ada Renner and carries 12,000 cars "
+     "a day.\n\nQuestion: Who designed the Millbrook bridge?", "Ada Renner"),
+    ("Text: Lake Orvel is fed by three rivers. Its fish farms, opened in 1987, export trout to Norway.\n\nQuestion: "
+     "What fish do the Lake Orvel farms export?", "trout"),
+    ("Text: The Kestrel line was closed in 1964 after a fire destroyed its depot at Hallam.\n\nQuestion: When was "
+     "the Kestrel line closed?", "1964"),
+]  # fmt: skip
+"""The ``extract`` prompt variant's few-shot examples: the variant a team would write for the bare-value format."""
 ANSWER_JSON = {
     "type": "object",
     "required": ["answer"],
@@ -64,11 +78,12 @@ ANSWER_JSON = {
 }
 
 FACTS = ("gap", "stale", "retrieval")
-EXPECTED: dict[str, tuple[str, frozenset[str] | None]] = {
-    # scenario -> (family, causes that count as right; None: the family decides, the cause depends on measurement)
+EXPECTED: dict[str, tuple[str, frozenset[str]]] = {
+    # injected role -> (family, causes that count as right)
     "gap": ("knowledge", frozenset({"gap"})),
     "stale": ("retrieval", frozenset({"stale_index"})),
-    "behaviour": ("behaviour", None),
+    "format-regex": ("behaviour", frozenset({"prompt_fixable"})),
+    "format-json": ("behaviour", frozenset({"needs_training"})),
     "retrieval": ("retrieval", frozenset({"miss", "ranking", "budget"})),
 }
 SIDE = {"gap": "facts", "stale": "facts", "retrieval": "facts", "format-regex": "prompt", "format-json": "training"}
@@ -449,6 +464,31 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def prompt_variants() -> str:
+    """``[eval.prompts]`` tables: the built-in plain, concise and fewshot, and ``extract``, written for the
+    bare-value format (what a team whose rule is a bare value would try first)."""
+    from ragtune.config import FewShotExample, PromptVariantSection
+    from ragtune.harness.arms import BUILTIN_VARIANTS
+
+    def toml(text: str) -> str:
+        return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+    variants = dict(BUILTIN_VARIANTS)
+    # the examples are asked as the cases are: the instruction follows the question
+    variants["extract"] = PromptVariantSection(
+        system=EXTRACT_SYSTEM,
+        instruction=EXTRACT_INSTRUCTION,
+        examples=[FewShotExample(question=f"{q}\n\n{EXTRACT_INSTRUCTION}", answer=a) for q, a in EXTRACT_EXAMPLES],
+    )
+    lines = []
+    for name, v in variants.items():
+        lines += [f"[eval.prompts.{name}]", f"system = {toml(v.system)}", f"instruction = {toml(v.instruction)}"]
+        for ex in v.examples:
+            lines += [f"[[eval.prompts.{name}.examples]]", f"question = {toml(ex.question)}",
+                      f"answer = {toml(ex.answer)}"]  # fmt: skip
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def make_project(folder: Path, paragraphs: Sequence[Paragraph], max_new_tokens: int, sources: int) -> Project:
     from ragtune.config import CONFIG_FILE, load_config, render_template
     from ragtune.corpus.ingest import ingest_paths
@@ -460,7 +500,7 @@ def make_project(folder: Path, paragraphs: Sequence[Paragraph], max_new_tokens: 
     config = load_config(root / CONFIG_FILE)
     config.generator.max_new_tokens = max_new_tokens
     config.answer.sources = sources
-    (root / CONFIG_FILE).write_text(render_template(config), encoding="utf-8")
+    (root / CONFIG_FILE).write_text(render_template(config) + prompt_variants(), encoding="utf-8")
     project = Project.open(root)
     docs = root / SOURCE
     docs.mkdir()
@@ -501,32 +541,47 @@ def says(answer: str, values: Sequence[str]) -> bool:
     return find_match(answer, list(values))[0] is not None
 
 
-def shows(c: Candidate, label: str, answer: str) -> str | None:
-    """None when rag's result in the final form shows what the candidate's role needs, else why not."""
+def shows(c: Candidate, label: str, answer: str, *, before: bool = False) -> str | None:
+    """None when rag's result in the final form shows what the candidate's role needs, else why not (``before``:
+    the stale case's question asked before the change, which must be answered right with the old value)."""
+    role = "control" if before else c.role
     want = {"stale": "stale", "format-regex": "format", "format-json": "format", "control": "correct"}.get(
-        c.role, "wrong"
+        role, "wrong"
     )
     if label != want:
-        return f"rag {label}, not {want}"
-    if c.role == "stale" and c.change is not None and not says(answer, c.change.stale_answers):
+        return f"rag {label}, not {want}" + (" before the change" if before else "")
+    if role == "stale" and c.change is not None and not says(answer, c.change.stale_answers):
         return "rag's stale value only within the numeric tolerance"
     if want in ("format", "correct") and not says(answer, c.question.answers):
         return "rag right only within the numeric tolerance"
     return None
 
 
-def screen(project: Project, pools: dict[str, Iterator[Candidate]], need: dict[str, int], rounds: int = 3) -> tuple[dict[str, list[Candidate]], dict[str, Counter[str]]]:  # fmt: skip
+def fixes_form(c: Candidate, prompts: ArmResult) -> str | None:
+    """None when the prompt variants do to the form what the behaviour role needs, else why not: for a bare value
+    one variant follows the rule (a prompt fixes it), for JSON none does (only training can)."""
+    formed = [v for v in prompts.variants if prompts.variant_formatted(v)]
+    if c.role == "format-regex" and not formed:
+        return "no prompt variant gives a bare value"
+    if c.role == "format-json" and formed:
+        return f"prompt variant {formed[0]} gives JSON"
+    return None
+
+
+def screen(project: Project, pools: dict[str, Iterator[Candidate]], need: dict[str, int], rounds: int = 4) -> tuple[dict[str, list[Candidate]], dict[str, Counter[str]]]:  # fmt: skip
     """Screen candidates until each role has ``need`` of them (or its pool or the rounds run out).
 
     Retrieval candidates first go to the oracle arm, which must read the answer off the gold paragraph (the
     retrieval rules need the oracle right). Stale, behaviour and control candidates go to the rag arm in their final
     form, which needs no corpus change yet, and are kept when rag shows the injected failure: the old value from
     the stale index (label ``stale``), right content in the wrong form (``format``), or, for controls, the right
-    answer. Gap and retrieval candidates are checked after the injection (:func:`confirm`).
+    answer. Behaviour candidates also go to the prompts arm: a bare value is kept when a variant follows the rule,
+    JSON when none does. Gap, retrieval, stale and control candidates are checked again after the injection
+    (:func:`confirm`).
     """
     kept: dict[str, list[Candidate]] = {r: [] for r in need}
     stats: dict[str, Counter[str]] = {r: Counter() for r in need}
-    factor = {"retrieval": 2.5, "gap": 1.0, "stale": 2.2, "control": 2.0, "format-regex": 1.5, "format-json": 1.5}
+    factor = {"retrieval": 2.5, "gap": 1.0, "stale": 3.5, "control": 4.5, "format-regex": 3.0, "format-json": 1.5}
     for r in range(1, rounds + 1):
         batch: list[Candidate] = []
         for role, n in need.items():
@@ -548,12 +603,16 @@ def screen(project: Project, pools: dict[str, Iterator[Candidate]], need: dict[s
                     passed[i] = c
                 else:
                     stats[c.role]["oracle wrong"] += 1
-        second = {i: c for i, c in ids.items() if c.role not in ("gap", "retrieval")}
-        if second:
-            data = run_cases(project, f"screen-rag-{r}", [c.case(i) for i, c in second.items()], ["rag"])
+        for arms, roles in ((["rag"], ("stale", "control")), (["rag", "prompts"], ("format-regex", "format-json"))):
+            second = {i: c for i, c in ids.items() if c.role in roles}
+            if not second:
+                continue
+            data = run_cases(project, f"screen-{'-'.join(arms)}-{r}", [c.case(i) for i, c in second.items()], arms)
             for i, c in second.items():
                 rag = data.results[i]["rag"]
                 why = shows(c, rag.label, rag.answer)
+                if why is None and "prompts" in arms:
+                    why = fixes_form(c, data.results[i]["prompts"])
                 if why is None:
                     passed[i] = c
                 else:
@@ -604,19 +663,29 @@ def inject(project: Project, kept: dict[str, list[Candidate]], stats: dict[str, 
     kept["retrieval"] = buried
 
 
+CONFIRMED = ("gap", "retrieval", "stale", "control")
+
+
 def confirm(project: Project, kept: dict[str, list[Candidate]], per: int, stats: dict[str, Counter[str]]) -> None:
-    """After the injection, rag must fail on the gap and retrieval cases (a gap is no gap when another passage
-    answers, a burial none when the model answers anyway); the first ``per`` that do are kept. The measured run
-    asks the same conversations again, so these answers are reused there."""
-    todo = {f"c-{i:03d}": c for i, c in enumerate(kept["gap"] + kept["retrieval"])}
+    """After the injection, ask rag again: it must fail on the gap and retrieval cases (a gap is no gap when another
+    passage answers, a burial none when the model answers anyway), and be right on the controls and on the stale
+    cases' questions before the change (a forgotten paragraph or a near-duplicate can reach another question's
+    context). The first ``per`` of each role that hold are kept. The measured run asks the same conversations
+    again, so these answers are reused there."""
+    todo = {f"c-{i:03d}": c for i, c in enumerate(c for role in CONFIRMED for c in kept[role])}
     if not todo:
         return
-    data = run_cases(project, "screen-rag-injected", [c.case(i) for i, c in todo.items()], ["rag"])
-    for role in ("gap", "retrieval"):
+    cases = [c.case(i) for i, c in todo.items()]
+    cases += [c.case(f"{i}-before", before=True) for i, c in todo.items() if c.role == "stale"]
+    data = run_cases(project, "screen-rag-injected", cases, ["rag"])
+    for role in CONFIRMED:
         kept[role] = []
     for i, c in todo.items():
         rag = data.results[i]["rag"]
         why = shows(c, rag.label, rag.answer)
+        if why is None and c.role == "stale":
+            early = data.results[f"{i}-before"]["rag"]
+            why = shows(c, early.label, early.answer, before=True)
         if why is not None:
             stats[c.role][why + " after the injection"] += 1
         elif len(kept[c.role]) < per:
@@ -645,8 +714,8 @@ def judge(role: str, attributed: tuple[str, str] | None) -> bool:
         return attributed is None
     if attributed is None:
         return False
-    family, causes = EXPECTED[scenario_of(role)]
-    return attributed[0] == family and (causes is None or attributed[1] in causes)
+    family, causes = EXPECTED[role]
+    return attributed[0] == family and attributed[1] in causes
 
 
 def share(hits: int, n: int) -> dict[str, Any]:
@@ -680,8 +749,9 @@ def main() -> None:
     questions = [q for q in questions if q.pid in ids]
     per = args.per_scenario
     half = (per + 1) // 2
-    need = {"stale": per, "retrieval": per + 4, "gap": per + 3, "format-regex": half, "format-json": per - half,
-            "control": per}  # fmt: skip
+    # spares for the roles confirmed after the injection, which drops some
+    need = {"stale": per + 2, "retrieval": per + 6, "gap": per + 3, "format-regex": half, "format-json": per - half,
+            "control": per + 3}  # fmt: skip
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ragtune-diagval-") as tmp:
         t = time.perf_counter()
@@ -779,6 +849,7 @@ def main() -> None:
                 "max_new_tokens": args.max_new_tokens,
                 "seed": args.seed,
                 "arms": ARMS,
+                "prompt_variants": list(project.config.eval.prompts),
                 "model": gen.identity(),
             },
             "screening": {role: dict(s) | {"kept": len(kept.get(role, []))} for role, s in screening.items()},

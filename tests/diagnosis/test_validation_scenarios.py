@@ -80,7 +80,9 @@ def test_alternatives_have_the_answer_shape_and_differ_from_it() -> None:
     pool = ["Harold", "Edgar", "william", "1066", "King Harold", "Canute", "William"]
     alts = dv.alternatives_for(["William"], pool, 3, random.Random(0))
     assert sorted(alts) == ["Canute", "Edgar", "Harold"]
-    assert dv.alternatives_for(["1072"], ["1073", "1500", "Harold"], 5, random.Random(0)) == ["1500"]
+    # a value within the numeric tolerance states the answer; a year is exact
+    assert dv.alternatives_for(["10,720"], ["10,730", "15,000", "Harold"], 5, random.Random(0)) == ["15,000"]
+    assert sorted(dv.alternatives_for(["1072"], ["1073", "1500", "Harold"], 5, random.Random(0))) == ["1073", "1500"]
 
 
 @pytest.mark.parametrize(
@@ -103,7 +105,11 @@ def test_judge_scores_family_and_the_causes_the_injection_determines() -> None:
     assert dv.judge("gap", ("knowledge", "gap"))
     assert not dv.judge("gap", ("knowledge", "missing"))
     assert dv.judge("retrieval", ("retrieval", "ranking")) and not dv.judge("retrieval", ("retrieval", "stale_index"))
-    assert dv.judge("format-json", ("behaviour", "prompt_fixable"))  # the family decides for behaviour
+    # behaviour cases are screened so that a prompt variant fixes the bare value and none fixes JSON
+    assert dv.judge("format-regex", ("behaviour", "prompt_fixable"))
+    assert not dv.judge("format-regex", ("behaviour", "needs_training"))
+    assert dv.judge("format-json", ("behaviour", "needs_training"))
+    assert not dv.judge("format-json", ("behaviour", "prompt_fixable"))
     assert not dv.judge("stale", ("unclear", "contradiction")) and not dv.judge("stale", None)
     assert dv.judge("control", None) and not dv.judge("stale-before", ("knowledge", "stale"))
 
@@ -162,3 +168,36 @@ def test_candidate_pools_on_the_real_data_are_disjoint_and_well_formed() -> None
         assert len(c.copies) == 8 and not any(dv.states(t, c.question.answers) for t in c.copies)
     case = taken["format-json"][0].case("x")
     assert case["question"].startswith("Text: ") and "json_schema" in case["format"]
+
+
+def test_prompt_variants_are_a_valid_config_with_the_extract_variant(tmp_path: Path) -> None:
+    from ragtune.config import load_config, render_template
+    from ragtune.harness.arms import BUILTIN_VARIANTS, variant_messages
+
+    path = tmp_path / "ragtune.toml"
+    path.write_text(render_template() + dv.prompt_variants(), encoding="utf-8")
+    prompts = load_config(path).eval.prompts
+    assert list(prompts) == ["plain", "concise", "fewshot", "extract"]  # plain first: the arm's scored answer
+    assert prompts["fewshot"] == BUILTIN_VARIANTS["fewshot"]
+    messages = variant_messages(prompts["extract"], "Text: It opened in 1931.\n\nQuestion: When did it open?")
+    assert [m["content"] for m in messages[2::2]] == [a for _, a in dv.EXTRACT_EXAMPLES]
+    assert messages[-1]["content"].endswith(dv.EXTRACT_INSTRUCTION)
+
+
+def _prompts(formatted: dict[str, bool]) -> object:
+    from ragtune.diagnosis.facts import ArmResult, ScoreRow
+
+    scores = {f"variant.{v}.format": ScoreRow("scored", float(ok), ok, "") for v, ok in formatted.items()}
+    return ArmResult("prompts", "c", 0, "", None, 0.0, 0.0, "format", variants=dict.fromkeys(formatted, "x"),
+                     scores=scores)  # fmt: skip
+
+
+def test_behaviour_roles_need_what_the_prompt_variants_did_to_the_form() -> None:
+    paragraph = dv.Paragraph("p1", "T", PARAGRAPH)
+    question = dv.Question("q1", "Who led them?", ("William",), "p1")
+    regex, json_ = (dv.Candidate(role, question, paragraph) for role in ("format-regex", "format-json"))
+    one, none = _prompts({"plain": False, "extract": True}), _prompts({"plain": False, "extract": False})
+    assert dv.fixes_form(regex, one) is None
+    assert dv.fixes_form(regex, none) == "no prompt variant gives a bare value"
+    assert dv.fixes_form(json_, none) is None
+    assert dv.fixes_form(json_, one) == "prompt variant extract gives JSON"

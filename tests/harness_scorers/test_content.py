@@ -107,6 +107,22 @@ def test_numeric_tolerance_and_units(answer: str, passed: bool) -> None:
     assert s.passed is passed and s.value == (1.0 if passed else 0.0)
 
 
+@pytest.mark.parametrize(
+    ("expected", "answer", "passed"),
+    [
+        ("1979", "It opened in 1979.", True),
+        ("1979", "It opened in 1982.", False),  # within 1%, but a year is exact
+        ("in 1979", "in 1980", False),
+        ("1,979 cars", "1,990 cars", True),  # a quantity keeps the tolerance
+        ("€1979", "€1990", True),  # an amount, not a year
+        ("179", "180", True),  # not a year: within 1%
+    ],
+)
+def test_years_compare_exactly(expected: str, answer: str, passed: bool) -> None:
+    s = run("content.numeric", case(answers=[expected]), answer)
+    assert s.passed is passed
+
+
 def test_numeric_reasons_settings_and_applicability() -> None:
     s = run("content.numeric", case(answers=["45%"]), "About 45 percent [3].")
     assert s.passed and "45 percent within 1.00% of 45%" in s.reason

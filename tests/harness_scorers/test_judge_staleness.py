@@ -77,6 +77,12 @@ def test_a_stale_value_is_found_by_words_or_by_number() -> None:
     assert fresh.passed and fresh.reason == "the answer gives none of the stale values"
 
 
+def test_a_stale_year_is_exact() -> None:
+    moved = case(question="When did the Kestrel line close?", answers=["1994"], stale_answers=["1964"])
+    assert stale("It closed in 1964.", moved).passed is False
+    assert stale("It closed in 1965.", moved).passed is True  # neither year: not stale (and not right either)
+
+
 def test_stale_and_current_together_is_not_stale() -> None:
     s = stale("It was raised from 600 to 900 requests per minute.")
     assert s.passed and "also the current '900 requests per minute'" in s.reason

@@ -101,6 +101,9 @@ _NUMBER = re.compile(
 )
 
 
+_YEAR = re.compile(r"[12][0-9]{3}")
+
+
 @dataclass(frozen=True)
 class Number:
     """A number read from text: its value (scale words applied), its unit ('%', a currency code or '') and the text."""
@@ -108,6 +111,11 @@ class Number:
     value: Decimal
     unit: str
     text: str
+
+    @property
+    def is_year(self) -> bool:
+        """A bare four-digit whole number from 1000 to 2999 ('1979', not '1,979' or '1979 €'): read as a year."""
+        return not self.unit and _YEAR.fullmatch(self.text) is not None
 
 
 def parse_numbers(text: str) -> list[Number]:
@@ -133,9 +141,12 @@ def parse_numbers(text: str) -> list[Number]:
 
 
 def close(found: Number, expected: Number, tolerance: float) -> bool:
-    """``found`` is within ``tolerance`` (relative to the expected value) and carries no conflicting unit."""
+    """``found`` is within ``tolerance`` (relative to the expected value) and carries no conflicting unit. An
+    expected year must be found exactly: 1% of 1979 is 20 years."""
     if found.unit and expected.unit and found.unit != expected.unit:
         return False
+    if expected.is_year:
+        return found.value == expected.value
     with localcontext() as ctx:
         ctx.prec = 60  # exact enough for any realistic figure; Decimal also keeps huge numbers finite
         return abs(found.value - expected.value) <= Decimal(repr(tolerance)) * abs(expected.value)
