@@ -115,6 +115,12 @@ def test_a_variant_that_fixes_the_form_is_prompt_fixable_even_with_the_wrong_fac
               {"rag": Ans("900 requests per minute [1].", log((chunk("pricing.md", 2), "used"))),
                "prompts": Ans(variants={"plain": "The limit is 600 requests.", "concise": "600", "fewshot": "600"})})]  # fmt: skip
     write_run(world, tmp_path, "form", ["rag", "prompts"], specs)
-    [a] = diagnose_run(world, "form").cases
+    diagnosis = diagnose_run(world, "form")
+    [a] = diagnosis.cases
     assert (a.family, a.cause) == ("behaviour", "prompt_fixable")
     assert a.evidence["fixing_variants"] == ["concise", "fewshot"] and "'concise'" in a.why
+    rec = diagnosis.recommendation
+    # the recommendation measures the variants by the same rule: the form they give, not the fact
+    assert rec.verdict == "PROMPT-FIX"
+    assert any("(prompts/concise) stopped giving the behaviour failures the right form (now 100%" in w
+               for w in rec.would_change), rec.would_change  # fmt: skip

@@ -96,6 +96,18 @@ def fix_rates(data: RunData, primary: str, failed: Sequence[Attribution], stats:
     return out
 
 
+def form_fix_rate(data: RunData, variant: str, cases: Sequence[Attribution], stats: _Stats) -> dict[str, Any]:
+    """The share of ``cases`` (behaviour failures) where prompt variant ``variant`` follows the format rule: the form
+    alone, as the attribution judges it (the prompts arm answers without retrieval)."""
+    flags = []
+    for a in cases:
+        r = data.results.get(a.case_id, {}).get("prompts")
+        ok = r.variant_formatted(variant) if r is not None else None
+        if ok is not None:
+            flags.append(ok)
+    return stats.rate(flags)
+
+
 def fix_rate_on(data: RunData, arm: str, cases: Sequence[Attribution], stats: _Stats) -> dict[str, Any]:
     arm_name, _, variant = arm.partition("/")
     flags = []
@@ -258,11 +270,11 @@ def recommend(
                 would.append("if the prompts arm fixed the behaviour failures: PROMPT-FIX")
         elif verdict == "PROMPT-FIX":
             candidate = "prompts" if "prompts" in arms else None
-            variants = {k: v for k, v in rates.items() if k.startswith("prompts/")}
-            best_v = max(variants, key=lambda k: variants[k]["value"] or 0.0, default=None)
+            names = sorted({v for r in data.arm_results("prompts") for v in r.variants})
+            forms = {v: form_fix_rate(data, v, behaviour, stats) for v in names}
+            best_v = max(forms, key=lambda v: forms[v]["value"] or 0.0, default=None)
             if best_v is not None:
-                on_behaviour = fix_rate_on(data, best_v, behaviour, stats)
-                would.append(f"if the best variant ({best_v}) stopped fixing the behaviour failures (now {_pct(on_behaviour)}): FINE-TUNE")  # fmt: skip
+                would.append(f"if the best variant (prompts/{best_v}) stopped giving the behaviour failures the right form (now {_pct(forms[best_v])}): FINE-TUNE")  # fmt: skip
 
     n_attr = len(attributed)
     if verdict != "NO-CHANGE" and n_attr < d.min_failures:

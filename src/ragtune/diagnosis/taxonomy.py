@@ -78,7 +78,7 @@ CAUSES: dict[tuple[str, str], Cause] = {
               "the oracle is wrong too (and closed-book is not right), the gold text states the answer"),
         Cause("behaviour", "prompt_fixable", "prompt",
               "behaviour: right content, wrong format; a prompt variant fixes it",
-              "content right, format rule broken; some variant of the prompts arm is right and well-formed"),
+              "content right, format rule broken; some variant of the prompts arm follows the rule"),
         Cause("behaviour", "needs_training", "training",
               "behaviour: right content, wrong format under every prompt variant",
               "content right, a structural format rule (JSON schema, regex, labels) broken by every prompt variant"),
