@@ -92,7 +92,7 @@ def write_run(
             scores = score_output(case, out, ctx, scorers) + variant_scores(case, out, ctx, scorers)
             store_result(store, name, position, out, scores, 0.01, a.cost)
     with store.transaction() as db:
-        db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(), name))
+        db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(precise=True), name))
     return path
 
 

@@ -26,7 +26,7 @@ from ragtune.index.merge import merge_small_segments, next_segment_id
 from ragtune.index.reindex import EMBEDDER_KEY, check_embedder, embedder_identity
 from ragtune.index.segment import Segment
 from ragtune.project import Project
-from ragtune.store.db import Store
+from ragtune.store.db import Store, utcnow
 
 Progress = Callable[[int, int], None]  # (documents just done, documents in all)
 
@@ -207,8 +207,9 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
                 )
             if segment is not None:
                 db.execute("INSERT INTO segments VALUES (?, ?, ?)", (segment.seg_id, len(segment), stamp))
+            seen = utcnow(precise=True)  # when the version became searchable (diagnosis orders it against runs)
             for p in planned:
-                _write_version(db, p, stamp, segment.seg_id if segment else 0)
+                _write_version(db, p, stamp, seen, segment.seg_id if segment else 0)
             if segment is not None:
                 Store.set_meta(db, EMBEDDER_KEY, embedder_identity(project))
             if planned or metadata_only:
@@ -227,7 +228,7 @@ def chunk_id(doc_id: str, version: int, ordinal: int) -> str:
     return f"{doc_id}@{version}#{ordinal}"
 
 
-def _write_version(db: sqlite3.Connection, p: _Planned, stamp: str, seg_id: int) -> None:
+def _write_version(db: sqlite3.Connection, p: _Planned, stamp: str, ingested_at: str, seg_id: int) -> None:
     doc = p.doc
     db.execute(
         "INSERT INTO documents (doc_id, source, owner, license, may_retrieve, may_train, groups, path, extra, status, "
@@ -243,7 +244,7 @@ def _write_version(db: sqlite3.Connection, p: _Planned, stamp: str, seg_id: int)
     )
     db.execute(
         "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
-        (doc.doc_id, p.version, content_hash(doc), doc.title, doc.text, p.valid_from, stamp),
+        (doc.doc_id, p.version, content_hash(doc), doc.title, doc.text, p.valid_from, ingested_at),
     )
     db.executemany(
         "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

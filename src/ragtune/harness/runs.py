@@ -314,7 +314,7 @@ def execute_run(
         raise HarnessError(f"run {run_name!r}: results are missing after the run; run it again to fill them in")
     if info.finished_at is None:
         with store.transaction() as db:
-            db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(), run_name))
+            db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(precise=True), run_name))
     return load_run(store, run_name)
 
 

@@ -13,9 +13,12 @@ from ragtune.errors import StoreError
 from ragtune.store.migrations import MIGRATIONS
 
 
-def utcnow() -> str:
-    """Now, as the ISO 8601 UTC string the store keeps (second precision)."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+def utcnow(precise: bool = False) -> str:
+    """Now, as the ISO 8601 UTC string the store keeps: second precision, or microseconds where events within one
+    second must be ordered (``precise``: a version's ingest against a run's finish, which the diagnosis compares).
+    Both forms compare as strings: '…:38+00:00' sorts before '…:38.5+00:00'."""
+    now = datetime.now(UTC)
+    return now.isoformat() if precise else now.replace(microsecond=0).isoformat()
 
 
 def _statements(script: str) -> list[str]:
