@@ -22,9 +22,10 @@ def retriever(project: Project) -> Retriever:
 
 def ingest(project: Project, *paths: Path, **kw: object):  # type: ignore[no-untyped-def]
     sync = bool(kw.pop("sync", False))
+    rights_change = bool(kw.pop("rights_change", False))
     if "valid_from" in kw:
         kw["valid_from"] = parse_when(str(kw["valid_from"]))
-    return ingest_paths(project, list(paths), Defaults(**kw), sync=sync)  # type: ignore[arg-type]
+    return ingest_paths(project, list(paths), Defaults(**kw), sync=sync, rights_change=rights_change)  # type: ignore[arg-type]
 
 
 def test_incremental_versions_and_as_of(project: Project, docs: Path) -> None:
@@ -95,7 +96,8 @@ def test_sync_retires_what_is_gone_and_keeps_history(project: Project, docs: Pat
 def test_rights_change_without_new_version(project: Project, docs: Path) -> None:
     write(docs / "a.md", "Quarterly numbers.")
     ingest(project, docs, license="CC-BY-4.0")
-    report = ingest(project, docs, license="proprietary", may_train=False, groups=("finance",))
+    # a new licence is a change ragtune cannot rank, so it is asked for explicitly
+    report = ingest(project, docs, license="proprietary", may_train=False, groups=("finance",), rights_change=True)
     assert report.metadata_changed == ["docs/a.md"] and report.updated == []
     row = project.store.db.execute("SELECT license, may_train, groups FROM documents").fetchone()
     assert tuple(row) == ("proprietary", 0, '["finance"]')

@@ -19,52 +19,85 @@ from ragtune.errors import CorpusError
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--source", help="Source name (default: the folder's name). --sync works per source.")
-@click.option("--license", "license_", help="Licence of these documents, e.g. CC-BY-4.0 (default from ragtune.toml).")
-@click.option("--no-training", is_flag=True, help="These documents may be retrieved but never used for training.")
-@click.option("--no-retrieval", is_flag=True, help="These documents may never be retrieved (kept for lineage only).")
 @click.option(
-    "--groups", help="Comma-separated access groups; only searches made with one of them see these documents."
+    "--license", "license_", help="Licence of these documents, e.g. CC-BY-4.0 (new documents: from ragtune.toml)."
+)
+@click.option(
+    "--training/--no-training",
+    "may_train",
+    default=None,
+    help="Whether these documents may be used for training (new documents: yes). --training on a known "
+    "document that forbids it needs --rights-change.",
+)
+@click.option(
+    "--retrieval/--no-retrieval",
+    "may_retrieve",
+    default=None,
+    help="Whether these documents may be retrieved (new documents: yes; --no-retrieval keeps them for lineage only).",
+)
+@click.option(
+    "--groups",
+    help="Comma-separated access groups; only searches made with one of them see these documents. "
+    "--groups '' makes them public (a loosening: needs --rights-change on known documents).",
 )
 @click.option("--owner", help="Who owns these documents (a team or a person).")
 @click.option("--valid-from", help="When this content became valid (YYYY-MM-DD or ISO datetime; default: now).")
 @click.option("--sync", is_flag=True, help="Retire documents of the source that are no longer among PATHS.")
+@click.option(
+    "--rights-change",
+    is_flag=True,
+    help="Allow loosening the rights of known documents (dropping groups, allowing training or retrieval, "
+    "changing or clearing a licence). Without it a re-ingest keeps what it does not name, and only tightens.",
+)
 @project_option
 @json_option
 def ingest_cmd(
     paths: tuple[Path, ...],
     source: str | None,
     license_: str | None,
-    no_training: bool,
-    no_retrieval: bool,
+    may_train: bool | None,
+    may_retrieve: bool | None,
     groups: str | None,
     owner: str | None,
     valid_from: str | None,
     sync: bool,
+    rights_change: bool,
     project_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Ingest Markdown, text, HTML and JSONL files; unchanged documents are skipped, changed ones get a new version.
 
+    Rights stick: a re-ingest that names no rights keeps each known document's stored rights, groups, licence and
+    owner; naming tighter ones applies them; looser ones need --rights-change. Every change is listed.
+
     Returns once every change is searchable. Bad files are reported one line each; the rest still ingests and the
     exit code is 1.
     """
     project = open_project(project_dir)
+    if valid_from is not None and not valid_from.strip():
+        raise CorpusError("--valid-from is empty; give a date (YYYY-MM-DD) or leave the option out")
     defaults = Defaults(
         source=source,
-        license=license_ or project.config.corpus.default_license,
-        may_retrieve=not no_retrieval,
-        may_train=not no_training,
-        groups=parse_groups(groups),
+        license=license_,
+        may_retrieve=may_retrieve,
+        may_train=may_train,
+        groups=None if groups is None else parse_groups(groups),
         owner=owner,
         valid_from=parse_when(valid_from) if valid_from else None,
+        default_license=project.config.corpus.default_license,
     )
     with progress_bar("ingesting documents", enabled=not as_json) as advance:
-        report = ingest_paths(project, list(paths), defaults, sync=sync, progress=advance)
+        report = ingest_paths(
+            project, list(paths), defaults, sync=sync, rights_change=rights_change, progress=advance
+        )
     if as_json:
         emit_json(report.to_json())
     else:
         for err in report.errors:
             err_console.print(f"[red]error[/red]: {err['message']}", markup=True, highlight=False)
+        for entry in report.rights_changed:
+            changes = "; ".join(f"{k} {_show(k, v['old'])} -> {_show(k, v['new'])}" for k, v in entry["changes"].items())
+            console.print(f"rights changed: {entry['doc_id']}: {changes}")
         console.print(
             f"ingested {len(report.added)} new, {len(report.updated)} changed (new version), "
             f"{len(report.unchanged)} unchanged, {len(report.metadata_changed)} with new rights or metadata, "
@@ -74,6 +107,14 @@ def ingest_cmd(
         )
     if not report.ok:
         sys.exit(1)
+
+
+def _show(field_name: str, value: object) -> str:
+    if field_name == "groups":
+        return ",".join(value) if isinstance(value, list) and value else "public"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "-" if value is None else str(value)
 
 
 @click.command("forget")

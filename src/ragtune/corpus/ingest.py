@@ -12,14 +12,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ragtune.corpus.chunking import Chunk, chunk_text, index_text
 from ragtune.corpus.loaders import Defaults, ReadResult, default_source, iter_documents
-from ragtune.corpus.model import RawDocument, iso
+from ragtune.corpus.model import RIGHTS_FIELDS, RawDocument, iso
 from ragtune.errors import IngestError
 from ragtune.index.analyzer import Analyzer
 from ragtune.index.merge import merge_small_segments, next_segment_id
@@ -40,6 +40,9 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     metadata_changed: list[str] = field(default_factory=list)  # same text, new rights, owner or groups
     retired: list[str] = field(default_factory=list)
+    # every known document whose rights, groups, licence or owner this ingest changed: {doc_id, changes: {field:
+    # {old, new}}}; a loosening not allowed by ``rights_change`` is an error instead, and the stored rights stay
+    rights_changed: list[dict[str, Any]] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     chunks: int = 0
@@ -72,8 +75,80 @@ def _rights_row(doc: RawDocument) -> tuple[Any, ...]:
     return (r.source, r.owner, r.license, int(r.may_retrieve), int(r.may_train), json.dumps(list(r.groups)))
 
 
+def _stored_rights(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "license": row["license"],
+        "owner": row["owner"],
+        "may_retrieve": bool(row["may_retrieve"]),
+        "may_train": bool(row["may_train"]),
+        "groups": tuple(json.loads(row["groups"])),
+    }
+
+
+def loosens(field_name: str, old: Any, new: Any, default_license: str = "unspecified") -> bool:
+    """Whether changing one right from ``old`` to ``new`` lets more callers or more uses reach the document.
+
+    Groups are an audience (any one of them may read): making a public document restricted, or dropping groups
+    from a restricted one, tightens; making it public, or adding a group to a restricted one, widens who reads it.
+    A licence may be set where none was; changing or clearing one is a loosening (ragtune cannot tell whether the
+    new terms are stricter). The owner is not a right: changing it is applied and reported.
+    """
+    if old == new or field_name == "owner":
+        return False
+    if field_name in ("may_train", "may_retrieve"):
+        return bool(new) and not old
+    if field_name == "groups":
+        return not new or (bool(old) and not set(new) <= set(old))
+    if field_name == "license":
+        return old not in (None, "", default_license)
+    return True
+
+
+def resolve_rights(
+    doc: RawDocument, stored: sqlite3.Row | None, *, rights_change: bool, default_license: str
+) -> tuple[RawDocument, dict[str, dict[str, Any]], IngestError | None]:
+    """The rights a document gets: what the input named, else what is stored for it (else the fallbacks, already
+    in ``doc.rights`` for a new document); with the changes made and, for a loosening not allowed, the error."""
+    if stored is None:
+        return doc, {}, None
+    old = _stored_rights(stored)
+    new = {f: getattr(doc.rights, f) if f in doc.given else old[f] for f in RIGHTS_FIELDS}
+    changes = {f: {"old": _show(old[f]), "new": _show(new[f])} for f in RIGHTS_FIELDS if new[f] != old[f]}
+    loosened = [f for f in changes if loosens(f, old[f], new[f], default_license)]
+    error = None
+    if loosened and not rights_change:
+        what = "; ".join(f"{f} {_word(f, old[f])} -> {_word(f, new[f])}" for f in loosened)
+        error = IngestError(
+            doc.where,
+            f"{doc.doc_id}: would loosen its rights ({what}); its stored rights are kept",
+            "pass --rights-change (\"rights_change\": true over the API) to loosen them, or repeat the stored ones",
+            path=doc.path,
+        )
+        new, changes = old, {}
+    rights = replace(doc.rights, **new)
+    return replace(doc, rights=rights), changes, error
+
+
+def _show(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _word(field_name: str, value: Any) -> str:
+    if field_name == "groups":
+        return ",".join(value) or "public"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def ingest_paths(
-    project: Project, paths: list[Path], defaults: Defaults, *, sync: bool = False, progress: Progress | None = None
+    project: Project,
+    paths: list[Path],
+    defaults: Defaults,
+    *,
+    sync: bool = False,
+    rights_change: bool = False,
+    progress: Progress | None = None,
 ) -> IngestReport:
     """Read files and folders, then ingest what could be read; every bad input is reported, none stops the rest."""
     started = time.perf_counter()
@@ -89,7 +164,7 @@ def ingest_paths(
                 jsonl_sources.add(doc.rights.source)
             yield doc
 
-    ingest_documents(project, documents(), report=report, progress=progress)
+    ingest_documents(project, documents(), report=report, progress=progress, rights_change=rights_change)
     report.skipped_files = read.skipped
     for err in read.errors:
         report.fail(err)
@@ -109,8 +184,12 @@ def ingest_documents(
     report: IngestReport | None = None,
     progress: Progress | None = None,
     total: int = 0,
+    rights_change: bool = False,
 ) -> IngestReport:
-    """Ingest already-read documents in batches; returns when every change is committed and searchable."""
+    """Ingest already-read documents in batches; returns when every change is committed and searchable.
+
+    A known document keeps its stored rights for every field the input does not name; naming a looser one is an
+    error for that document unless ``rights_change`` (see :func:`resolve_rights`)."""
     report = report or IngestReport()
     started = time.perf_counter()
     batch: list[RawDocument] = []
@@ -118,18 +197,21 @@ def ingest_documents(
     for doc in documents:
         batch.append(doc)
         if len(batch) >= size:
-            _ingest_batch(project, batch, report)
-            merge_small_segments(project.store, project.index_dir)
+            _ingest_batch(project, batch, report, rights_change)
+            with project.store.writing():
+                merge_small_segments(project.store, project.index_dir)
             if progress:
                 progress(len(batch), total)
             batch = []
     if batch:
-        _ingest_batch(project, batch, report)
+        _ingest_batch(project, batch, report, rights_change)
         if progress:
             progress(len(batch), total)
     if "index" in project.__dict__:
         project.index.refresh()  # a server or a long-lived caller sees the change at once
-    if merge_small_segments(project.store, project.index_dir) and "index" in project.__dict__:
+    with project.store.writing():
+        merged = merge_small_segments(project.store, project.index_dir)
+    if merged and "index" in project.__dict__:
         project.index.refresh()
     if not report.seconds:
         report.seconds = round(time.perf_counter() - started, 3)
@@ -145,15 +227,30 @@ class _Planned:
     is_new: bool
 
 
-def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestReport) -> None:
+def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestReport, rights_change: bool) -> None:
+    # Planning reads the current versions, so it must see every other writer's commits: two ingests of one folder
+    # at once (two processes, or a server and a CLI) take turns here, and the second finds the first's versions.
+    with project.store.writing():
+        _plan_and_write(project, batch, report, rights_change)
+
+
+def _plan_and_write(project: Project, batch: list[RawDocument], report: IngestReport, rights_change: bool) -> None:
     store = project.store
     check_embedder(project)
     now = datetime.now(UTC).replace(microsecond=0)
     current = _current_versions(store.db, [d.doc_id for d in batch])
     planned: list[_Planned] = []
     metadata_only: list[RawDocument] = []
+    rights_changed: list[dict[str, Any]] = []
     for doc in batch:
         cur = current.get(doc.doc_id)
+        doc, changes, refused = resolve_rights(
+            doc, cur, rights_change=rights_change, default_license=project.config.corpus.default_license
+        )
+        if refused is not None:
+            report.fail(refused)
+        if changes:
+            rights_changed.append({"doc_id": doc.doc_id, "changes": changes})
         valid_from = iso(doc.valid_from or now)
         if cur is not None and cur["status"] == "active" and cur["content_hash"] == content_hash(doc):
             stored = tuple(cur[k] for k in ("source", "owner", "license", "may_retrieve", "may_train", "groups"))
@@ -219,6 +316,7 @@ def _ingest_batch(project: Project, batch: list[RawDocument], report: IngestRepo
             Segment.delete_files(project.index_dir, segment.seg_id)
         raise
     report.metadata_changed += [d.doc_id for d in metadata_only]
+    report.rights_changed += rights_changed
     for p in planned:
         (report.added if p.is_new else report.updated).append(p.doc.doc_id)
         report.chunks += len(p.chunks)
@@ -291,7 +389,7 @@ def retire_missing(store: Store, sources: set[str], seen: set[str], keep_paths: 
     ).fetchall()
     gone = [r["doc_id"] for r in rows if r["doc_id"] not in seen and (r["path"] or "") not in keep_paths]
     if gone:
-        with store.transaction() as db:
+        with store.writing(), store.transaction() as db:
             for doc_id in gone:
                 db.execute("UPDATE versions SET valid_to = ? WHERE doc_id = ? AND valid_to IS NULL", (now, doc_id))
                 db.execute("UPDATE documents SET status = 'retired', updated_at = ? WHERE doc_id = ?", (now, doc_id))

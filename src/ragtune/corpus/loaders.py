@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ragtune.corpus.model import RawDocument, Rights, parse_groups, parse_when
+from ragtune.corpus.model import RIGHTS_FIELDS, RawDocument, Rights, parse_groups, parse_when
 from ragtune.errors import CorpusError, IngestError
 
 MARKDOWN = {".md", ".markdown"}
@@ -30,15 +30,20 @@ SUPPORTED_TEXT = ", ".join(sorted(SUPPORTED))
 
 @dataclass
 class Defaults:
-    """Rights and dates given on the command line, applied where a document does not say otherwise."""
+    """Rights and dates given on the command line, applied where a document does not say otherwise.
+
+    A right left ``None`` was not asked for: a document already in the corpus keeps what is stored for it, and a
+    new one gets the fallback (``default_license``, retrievable, trainable, public, no owner).
+    """
 
     source: str | None = None
-    license: str = "unspecified"
-    may_retrieve: bool = True
-    may_train: bool = True
-    groups: tuple[str, ...] = ()
+    license: str | None = None
+    may_retrieve: bool | None = None
+    may_train: bool | None = None
+    groups: tuple[str, ...] | None = None
     owner: str | None = None
     valid_from: datetime | None = None
+    default_license: str = "unspecified"  # a new document's licence when none is given
 
 
 @dataclass
@@ -215,6 +220,7 @@ def _read_file(
         where=str(path),
         path=str(path.resolve()),
         valid_from=defaults.valid_from,
+        given=_given(defaults),
     )
 
 
@@ -233,13 +239,18 @@ def markdown_title(text: str) -> str | None:
     return None
 
 
+def _given(defaults: Defaults) -> frozenset[str]:
+    """The rights the command line (or the API) asked for; the others keep a known document's stored ones."""
+    return frozenset(f for f in RIGHTS_FIELDS if getattr(defaults, f) is not None)
+
+
 def _rights(defaults: Defaults, source: str) -> Rights:
     return Rights(
         source=source,
-        license=defaults.license,
-        may_retrieve=defaults.may_retrieve,
-        may_train=defaults.may_train,
-        groups=defaults.groups,
+        license=defaults.default_license if defaults.license is None else defaults.license,
+        may_retrieve=True if defaults.may_retrieve is None else defaults.may_retrieve,
+        may_train=True if defaults.may_train is None else defaults.may_train,
+        groups=() if defaults.groups is None else defaults.groups,
         owner=defaults.owner,
     )
 
@@ -255,6 +266,17 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"missing field '{key}'"
     return f"field '{key}': {err['msg']}"
+
+
+def _flag(allowed: bool | None, denied: bool | None, default: bool | None) -> bool | None:
+    """``may_x`` / ``no_x`` of a JSONL line: either one names the right (``no_x: true`` wins over ``may_x``)."""
+    if denied:
+        return False
+    if allowed is not None:
+        return allowed
+    if denied is not None:
+        return True  # "no_training": false says training is allowed
+    return default
 
 
 def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Iterator[RawDocument | IngestError]:
@@ -284,24 +306,16 @@ def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Itera
         except CorpusError as exc:
             yield err(str(exc), "fix the metadata")
             continue
-        may_train = defaults.may_train
-        if meta.may_train is not None:
-            may_train = meta.may_train
-        if meta.no_training is not None:
-            may_train = may_train and not meta.no_training
-        may_retrieve = defaults.may_retrieve
-        if meta.may_retrieve is not None:
-            may_retrieve = meta.may_retrieve
-        if meta.no_retrieval is not None:
-            may_retrieve = may_retrieve and not meta.no_retrieval
-        rights = Rights(
-            source=meta.source or source,
+        # a line's metadata overrides the command line's flags; what neither names keeps the stored rights
+        line = Defaults(
             license=meta.license or defaults.license,
-            may_retrieve=may_retrieve,
-            may_train=may_train,
+            may_retrieve=_flag(meta.may_retrieve, meta.no_retrieval, defaults.may_retrieve),
+            may_train=_flag(meta.may_train, meta.no_training, defaults.may_train),
             groups=groups,
             owner=meta.owner or defaults.owner,
+            default_license=defaults.default_license,
         )
+        rights = _rights(line, meta.source or source)
         yield RawDocument(
             doc_id=record.id,
             title=(record.title or record.id).strip(),
@@ -311,6 +325,7 @@ def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Itera
             path=str(path.resolve()),
             valid_from=valid_from,
             extra=meta.extra,
+            given=_given(line),
         )
 
 

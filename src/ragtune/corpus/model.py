@@ -9,6 +9,10 @@ from typing import Any
 from ragtune.errors import CorpusError
 
 
+# The rights of a document that a re-ingest keeps unless asked to change them (the source is where it was read).
+RIGHTS_FIELDS = ("license", "owner", "may_retrieve", "may_train", "groups")
+
+
 @dataclass(frozen=True)
 class Rights:
     """Ownership, licence, permitted uses and access groups of a document.
@@ -36,6 +40,9 @@ class RawDocument:
     path: str
     valid_from: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # the rights fields the input named (flags, JSONL metadata, an API body); on a known document the others keep
+    # what is stored, so a re-ingest that names no rights changes none
+    given: frozenset[str] = frozenset(RIGHTS_FIELDS)
 
 
 def parse_when(value: str | date | datetime, *, end_of_day: bool = False) -> datetime:

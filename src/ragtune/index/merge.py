@@ -14,9 +14,10 @@ MERGE_FACTOR = 4
 
 def next_segment_id(store: Store) -> int:
     """A segment id never used before, even by a segment since merged or rewritten away."""
-    last = int(store.get_meta("last_segment", "0") or 0)
-    last = max(last, store.db.execute("SELECT COALESCE(MAX(seg_id), 0) FROM segments").fetchone()[0])
+    # read and bumped in one write transaction, so two processes never hand out the same id
     with store.transaction() as db:
+        row = db.execute("SELECT value FROM meta WHERE key = 'last_segment'").fetchone()
+        last = max(int(row[0]) if row else 0, db.execute("SELECT COALESCE(MAX(seg_id), 0) FROM segments").fetchone()[0])
         Store.set_meta(db, "last_segment", str(last + 1))
     return int(last + 1)
 

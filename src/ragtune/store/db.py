@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from ragtune.errors import StoreError
 from ragtune.store.migrations import MIGRATIONS
@@ -45,6 +47,9 @@ class Store:
         self.path = path
         # one connection serves every thread (the server's workers among them); transactions take turns
         self._write_lock = threading.RLock()
+        self._writer_lock = threading.RLock()  # see writing()
+        self._writer_depth = 0
+        self._lock_file: IO[str] | None = None
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         except sqlite3.Error as exc:
@@ -83,6 +88,25 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Writers of this project take turns, across processes: an ingest plans its versions from what is stored,
+        so a second ingest (or a forget, a merge, a reindex) must wait until the first has committed. Reentrant
+        within a process; readers never wait. The lock is ``ragtune.db.lock`` beside the store (``flock``)."""
+        with self._writer_lock:
+            self._writer_depth += 1
+            try:
+                if self._writer_depth == 1:
+                    self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")  # noqa: SIM115
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                yield
+            finally:
+                self._writer_depth -= 1
+                if self._writer_depth == 0 and self._lock_file is not None:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                    self._lock_file.close()
+                    self._lock_file = None
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
