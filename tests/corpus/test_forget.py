@@ -41,6 +41,8 @@ def test_forget_removes_everything_everywhere(project: Project, docs: Path) -> N
         "traces": 0,
         "dataset_examples": 0,
         "models_tainted": 0,
+        "runs": 0,
+        "run_results_redacted": 0,
     }
     assert receipt.not_found == ["docs/nope.md"] and not receipt.ok
     assert receipt.segments_rewritten >= 1

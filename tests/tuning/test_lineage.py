@@ -54,6 +54,8 @@ def test_forget_removes_examples_from_every_data_set(two_sets: Project) -> None:
         "traces": 1,
         "dataset_examples": 4,
         "models_tainted": 0,
+        "runs": 0,
+        "run_results_redacted": 0,
     }
     body = receipt.to_json()
     assert [d["name"] for d in body["datasets"]] == ["support-v1", "support-v2"]

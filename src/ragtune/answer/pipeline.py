@@ -214,7 +214,8 @@ class Answerer:
                 "finish_reason": gen.finish_reason if gen else "no-sources",
                 "context_tokens": p.context.tokens if p.context else 0,
                 "context_budget": p.context.budget if p.context else 0,
-            },
+            }
+            | ({"evidence": list(q.evidence)} if q.evidence else {}),
         )
         if self.record:
             save_trace(self.project.store, trace)

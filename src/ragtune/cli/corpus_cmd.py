@@ -87,16 +87,16 @@ def ingest_cmd(
         default_license=project.config.corpus.default_license,
     )
     with progress_bar("ingesting documents", enabled=not as_json) as advance:
-        report = ingest_paths(
-            project, list(paths), defaults, sync=sync, rights_change=rights_change, progress=advance
-        )
+        report = ingest_paths(project, list(paths), defaults, sync=sync, rights_change=rights_change, progress=advance)
     if as_json:
         emit_json(report.to_json())
     else:
         for err in report.errors:
             err_console.print(f"[red]error[/red]: {err['message']}", markup=True, highlight=False)
         for entry in report.rights_changed:
-            changes = "; ".join(f"{k} {_show(k, v['old'])} -> {_show(k, v['new'])}" for k, v in entry["changes"].items())
+            changes = "; ".join(
+                f"{k} {_show(k, v['old'])} -> {_show(k, v['new'])}" for k, v in entry["changes"].items()
+            )
             console.print(f"rights changed: {entry['doc_id']}: {changes}")
         console.print(
             f"ingested {len(report.added)} new, {len(report.updated)} changed (new version), "
@@ -138,7 +138,8 @@ def forget_cmd(doc_ids: tuple[str, ...], source: str | None, project_dir: Path |
         console.print(
             f"receipt {receipt.receipt_id} ({receipt.created_at}): forgot {t['documents']} documents, "
             f"{t['versions']} versions, {t['chunks']} chunks, {t.get('traces', 0)} traces, "
-            f"{t.get('dataset_examples', 0)} training examples; rewrote {receipt.segments_rewritten} index segments "
+            f"{t.get('dataset_examples', 0)} training examples, {t.get('run_results_redacted', 0)} eval results "
+            f"redacted in {t.get('runs', 0)} runs; rewrote {receipt.segments_rewritten} index segments "
             f"in {receipt.seconds:.2f}s"
         )
         for doc in receipt.documents:

@@ -79,11 +79,17 @@ FORGET_HOOKS: list[ForgetHook] = []
 
 
 def _load_builtin_hooks() -> None:
-    import ragtune.tuning  # noqa: F401  (registers the data set hooks)
+    import ragtune.harness.runs
+    import ragtune.tuning  # noqa: F401  (registers the data set hooks, then the model hooks)
 
 
 def forget(project: Project, doc_ids: list[str] | None = None, source: str | None = None) -> Receipt:
     """Remove documents (by id, or every document of a source) from everywhere they went."""
+    with project.store.writing():  # an ingest planning versions meanwhile must not see half of it
+        return _forget(project, doc_ids, source)
+
+
+def _forget(project: Project, doc_ids: list[str] | None, source: str | None) -> Receipt:
     started = time.perf_counter()
     _load_builtin_hooks()
     store = project.store

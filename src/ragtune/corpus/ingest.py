@@ -121,7 +121,7 @@ def resolve_rights(
         error = IngestError(
             doc.where,
             f"{doc.doc_id}: would loosen its rights ({what}); its stored rights are kept",
-            "pass --rights-change (\"rights_change\": true over the API) to loosen them, or repeat the stored ones",
+            'pass --rights-change ("rights_change": true over the API) to loosen them, or repeat the stored ones',
             path=doc.path,
         )
         new, changes = old, {}

@@ -307,7 +307,7 @@ def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Itera
             yield err(str(exc), "fix the metadata")
             continue
         # a line's metadata overrides the command line's flags; what neither names keeps the stored rights
-        line = Defaults(
+        named = Defaults(
             license=meta.license or defaults.license,
             may_retrieve=_flag(meta.may_retrieve, meta.no_retrieval, defaults.may_retrieve),
             may_train=_flag(meta.may_train, meta.no_training, defaults.may_train),
@@ -315,7 +315,7 @@ def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Itera
             owner=meta.owner or defaults.owner,
             default_license=defaults.default_license,
         )
-        rights = _rights(line, meta.source or source)
+        rights = _rights(named, meta.source or source)
         yield RawDocument(
             doc_id=record.id,
             title=(record.title or record.id).strip(),
@@ -325,7 +325,7 @@ def _read_jsonl(path: Path, text: str, source: str, defaults: Defaults) -> Itera
             path=str(path.resolve()),
             valid_from=valid_from,
             extra=meta.extra,
-            given=_given(line),
+            given=_given(named),
         )
 
 

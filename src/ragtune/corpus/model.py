@@ -8,7 +8,6 @@ from typing import Any
 
 from ragtune.errors import CorpusError
 
-
 # The rights of a document that a re-ingest keeps unless asked to change them (the source is where it was read).
 RIGHTS_FIELDS = ("license", "owner", "may_retrieve", "may_train", "groups")
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.errors import HarnessError
 from ragtune.harness.arms import make_arm
 from ragtune.harness.cases import load_cases
@@ -188,10 +189,26 @@ def stored_case_ids(store: Store, run: str, arm: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def result_documents(case: Case, output: Output) -> list[str]:
+    """The documents a result came from: the case's gold evidence, its context chunks and its citations."""
+    found = list(case.evidence)
+    found += [str(c["doc_id"]) for c in output.chunks if isinstance(c, dict) and c.get("doc_id")]
+    found += [str(c["doc_id"]) for c in output.citations if isinstance(c, dict) and c.get("doc_id")]
+    return sorted(set(found))
+
+
 def store_result(
-    store: Store, run: str, position: int, output: Output, scores: Sequence[Score], cpu_s: float, cost: float
+    store: Store,
+    run: str,
+    position: int,
+    output: Output,
+    scores: Sequence[Score],
+    cpu_s: float,
+    cost: float,
+    documents: Sequence[str] = (),
 ) -> bool:
-    """One result and its scores in one transaction; False when it was already stored (another copy won)."""
+    """One result and its scores in one transaction; False when it was already stored (another copy won).
+    ``documents`` are what it came from (:func:`result_documents`): forget redacts the result when one goes."""
     extra = {
         "citations": output.citations,
         "chunks": output.chunks,
@@ -240,7 +257,65 @@ def store_result(
                 for s in scores
             ],
         )
+        db.executemany(
+            "INSERT OR IGNORE INTO run_docs (run, arm, case_id, doc_id) VALUES (?, ?, ?, ?)",
+            [(run, output.arm, output.case_id, d) for d in documents],
+        )
     return True
+
+
+REDACTED = "[redacted: forgotten document]"
+
+
+def redact_results(db: sqlite3.Connection, doc_ids: Sequence[str], receipt_id: str) -> dict[str, Any]:
+    """Within forget's transaction: blank the answer, output and score reasons of every result that came from
+    one of ``doc_ids``; labels, scores and figures stay, so a run's summary says which cases were redacted rather
+    than silently changing. Returns ``{"runs": [{run, rows, cases}], "rows": n}``."""
+    keys: dict[tuple[str, str, str], set[str]] = {}
+    for i in range(0, len(doc_ids), 500):
+        part = list(doc_ids[i : i + 500])
+        marks = ",".join("?" * len(part))
+        for run, arm, case_id, doc_id in db.execute(
+            f"SELECT run, arm, case_id, doc_id FROM run_docs WHERE doc_id IN ({marks})", part
+        ):
+            keys.setdefault((run, arm, case_id), set()).add(doc_id)
+    by_run: dict[str, dict[str, Any]] = {}
+    for (run, arm, case_id), docs in sorted(keys.items()):
+        row = db.execute(
+            "SELECT redacted FROM run_results WHERE run = ? AND arm = ? AND case_id = ?", (run, arm, case_id)
+        ).fetchone()
+        if row is None:
+            continue
+        earlier = json.loads(row[0]) if row[0] else {}
+        stamp = {
+            "receipts": [*earlier.get("receipts", []), receipt_id],
+            "documents": sorted(set(earlier.get("documents", [])) | docs),
+            "at": utcnow(),
+        }
+        db.execute(
+            "UPDATE run_results SET answer = ?, output = ?, redacted = ? WHERE run = ? AND arm = ? AND case_id = ?",
+            (REDACTED, json.dumps({"redacted": True}), json.dumps(stamp), run, arm, case_id),
+        )
+        db.execute(
+            "UPDATE run_scores SET reason = ?, details = '{}' WHERE run = ? AND arm = ? AND case_id = ?",
+            (REDACTED, run, arm, case_id),
+        )
+        entry = by_run.setdefault(run, {"run": run, "rows": 0, "cases": []})
+        entry["rows"] += 1
+        if case_id not in entry["cases"]:
+            entry["cases"].append(case_id)
+    runs = list(by_run.values())
+    return {"runs": runs, "rows": sum(r["rows"] for r in runs)}
+
+
+def redacted_cases(store: Store, run: str) -> dict[str, list[str]]:
+    """arm -> the case ids whose stored text forget redacted (their labels and figures still count)."""
+    out: dict[str, list[str]] = {}
+    for arm, case_id in store.db.execute(
+        "SELECT arm, case_id FROM run_results WHERE run = ? AND redacted IS NOT NULL ORDER BY position", (run,)
+    ):
+        out.setdefault(arm, []).append(case_id)
+    return out
 
 
 VARIANT_SCORERS = ("accuracy", "format")
@@ -304,7 +379,8 @@ def execute_run(
                 scores = score_output(case, output, ctx, settings.scorers) + variant_scores(
                     case, output, ctx, settings.scorers
                 )
-                store_result(store, run_name, position, output, scores, cpu_s, arm.cost_usd(output, cpu_s))
+                cost = arm.cost_usd(output, cpu_s)
+                store_result(store, run_name, position, output, scores, cpu_s, cost, result_documents(case, output))
             if progress is not None:
                 progress(len(batch), total)
     missing = store.db.execute("SELECT COUNT(*) FROM run_results WHERE run = ?", (run_name,)).fetchone()[0] != len(
@@ -363,4 +439,19 @@ def summarize_run(project: Project, name: str) -> dict[str, Any]:
         "cases_path": info.cases_path,
         "n_cases": info.n_cases,
         "arms": arms,
+        # cases whose answers forget redacted: their labels and figures above still count, their text is gone
+        "redacted": redacted_cases(store, name),
     }
+
+
+def _forget_results(ctx: ForgetContext) -> None:
+    """Forget hook: redact every stored result that came from the forgotten documents (see redact_results)."""
+    if not ctx.doc_ids:
+        return
+    found = redact_results(ctx.db, ctx.doc_ids, ctx.receipt.receipt_id)
+    ctx.receipt.sections["runs"] = found["runs"]
+    ctx.receipt.totals["runs"] = len(found["runs"])
+    ctx.receipt.totals["run_results_redacted"] = found["rows"]
+
+
+FORGET_HOOKS.append(_forget_results)

@@ -33,6 +33,11 @@ def check_embedder(project: Project) -> None:
 
 def reindex(project: Project, progress: Callable[[int, int], None] | None = None, batch: int = 2048) -> dict[str, Any]:
     """Re-embed and re-analyse every stored chunk into fresh segments, then swap them in at once."""
+    with project.store.writing():  # no ingest or forget may change the chunks being rebuilt
+        return _reindex(project, progress, batch)
+
+
+def _reindex(project: Project, progress: Callable[[int, int], None] | None, batch: int) -> dict[str, Any]:
     started = time.perf_counter()
     store = project.store
     rows = store.db.execute(

@@ -237,4 +237,42 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX alias_history_alias ON alias_history(alias, id);
         """,
     ),
+    (
+        "0006_run_docs",
+        """
+        -- which documents each stored result came from (its context chunks, its citations, the case's gold
+        -- evidence), so that forgetting a document can redact every answer, output and score reason it shaped
+        CREATE TABLE run_docs (
+            run     TEXT NOT NULL,
+            arm     TEXT NOT NULL,
+            case_id TEXT NOT NULL,
+            doc_id  TEXT NOT NULL,
+            PRIMARY KEY (run, arm, case_id, doc_id),
+            FOREIGN KEY (run, arm, case_id) REFERENCES run_results(run, arm, case_id) ON DELETE CASCADE
+        );
+        CREATE INDEX run_docs_doc ON run_docs(doc_id);
+
+        -- JSON {receipt, documents, at} once forget redacted the row's text; its label and figures stay
+        ALTER TABLE run_results ADD COLUMN redacted TEXT;
+
+        -- results stored before this migration: their context chunks and citations are in the output JSON
+        INSERT OR IGNORE INTO run_docs (run, arm, case_id, doc_id)
+            SELECT r.run, r.arm, r.case_id, json_extract(c.value, '$.doc_id')
+            FROM run_results r, json_each(r.output, '$.chunks') c
+            WHERE json_extract(c.value, '$.doc_id') IS NOT NULL;
+        INSERT OR IGNORE INTO run_docs (run, arm, case_id, doc_id)
+            SELECT r.run, r.arm, r.case_id, json_extract(c.value, '$.doc_id')
+            FROM run_results r, json_each(r.output, '$.citations') c
+            WHERE json_extract(c.value, '$.doc_id') IS NOT NULL;
+        """,
+    ),
+    (
+        "0007_access_groups",
+        """
+        -- who may use what was trained on group-restricted documents: a JSON list of group lists, each a
+        -- document's audience; a caller must hold one group of every list ([] means anyone)
+        ALTER TABLE datasets ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE model_versions ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+        """,
+    ),
 ]

@@ -38,7 +38,9 @@ class Trace:
 
     @property
     def doc_ids(self) -> set[str]:
-        return {c["doc_id"] for c in self.chunks}
+        """The documents this answer came from: every chunk it retrieved, and the gold evidence it was asked
+        about (an eval case's), so that forgetting one of them deletes the trace."""
+        return {c["doc_id"] for c in self.chunks} | set(self.body.get("evidence", []))
 
 
 def save_trace(store: Store, trace: Trace) -> None:
@@ -63,13 +65,19 @@ def _from_row(row: Any) -> Trace:
     return Trace(**data)
 
 
-def load_trace(store: Store, trace_id: str) -> Trace:
-    """One trace by id, or by a unique prefix of at least 6 characters (as git accepts short hashes)."""
+def load_trace(store: Store, trace_id: str, caller: str | None = None) -> Trace:
+    """One trace by id, or by a unique prefix of at least 6 characters (as git accepts short hashes).
+
+    With ``caller``, only that caller's traces are looked at: a prefix is unique or ambiguous among them alone,
+    and another caller's trace is "no trace", so the answer tells nothing about traces the caller may not read.
+    """
     trace_id = trace_id.strip().lower()
     if len(trace_id) < 6:
         raise StoreError(f"trace id {trace_id!r} is too short; give at least 6 characters")
+    only, params = ("", ()) if caller is None else (" AND caller = ?", (caller,))
     rows = store.db.execute(
-        "SELECT * FROM traces WHERE trace_id >= ? AND trace_id < ? LIMIT 2", (trace_id, trace_id + "g")
+        f"SELECT * FROM traces WHERE trace_id >= ? AND trace_id < ?{only} ORDER BY trace_id LIMIT 2",
+        (trace_id, trace_id + "g", *params),
     ).fetchall()
     if not rows:
         raise StoreError(f"no trace {trace_id!r}; `ragtune trace --list` shows recent ones")
