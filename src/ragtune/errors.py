@@ -82,6 +82,11 @@ class TuningError(RagtuneError):
         super().__init__(message)
 
 
+class ModelAccessError(TuningError):
+    """A model version was trained on documents the caller may not read; worded as an unknown version, so that a
+    caller cannot learn it exists."""
+
+
 class BenchmarkError(RagtuneError):
     """A benchmark's input data is missing or malformed."""
 
@@ -92,6 +97,7 @@ __all__ = [
     "CorpusError",
     "HarnessError",
     "IngestError",
+    "ModelAccessError",
     "ModelError",
     "ProjectNotFoundError",
     "RagtuneError",

@@ -39,7 +39,7 @@ def test_tune_data_lineage_and_forget_json(tmp_path: Path) -> None:
               "--holdout", "0", "--json", cwd=root)  # fmt: skip
     report = json.loads(proc.stdout)
     assert report["status"] == "created" and report["kept"] == 1 and report["train"] == 1
-    assert report["excluded"] == {"rights": 1, "unknown_document": 0, "pii": 0, "duplicate": 0, "leakage": 1,
+    assert report["excluded"] == {"rights": 1, "restricted": 0, "unknown_document": 0, "pii": 0, "duplicate": 0, "leakage": 1,
                                   "near_duplicate": 0}  # fmt: skip
     assert report["pii"]["email"] == 1 and report["pii_masked_examples"] == 1
     train = Path(report["paths"]["train"]).read_text()

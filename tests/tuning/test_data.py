@@ -47,7 +47,7 @@ def test_only_material_that_may_be_trained_on_is_kept(corpus: Project, tmp_path:
         ],
     )  # fmt: skip
     report = build_dataset(corpus, "rights", cases=[cases])
-    assert report.excluded == {"rights": 2, "unknown_document": 1, "pii": 0, "duplicate": 0, "leakage": 0,
+    assert report.excluded == {"rights": 2, "restricted": 0, "unknown_document": 1, "pii": 0, "duplicate": 0, "leakage": 0,
                                "near_duplicate": 0}  # fmt: skip
     assert report.skipped == {"case_without_answer": 1} and report.candidates == 5 and report.kept == 2
     assert {(e["example"], e["document"]) for e in report.exclusions} == {

@@ -121,13 +121,14 @@ class Answerer:
             self._generator = self.project.generator
         return self._generator
 
-    def generator_for(self, arm: str) -> Generator:
-        """The generator given to this Answerer, else the fine-tune an adapter:/hybrid: arm names, else the
+    def generator_for(self, arm: str, groups: Sequence[str] = ()) -> Generator:
+        """The generator given to this Answerer, else the fine-tune an adapter:/hybrid: arm names (if the asker's
+        ``groups`` may use it: a version trained on restricted documents is refused as unknown), else the
         project's."""
         if self._generator is None and pipeline_arm(arm) != arm:
             from ragtune.tuning.registry import tuned_generator
 
-            return tuned_generator(self.project, arm.partition(":")[2])
+            return tuned_generator(self.project, arm.partition(":")[2], caller_groups=groups)
         return self.generator
 
     def retriever(self) -> Retriever:
@@ -157,7 +158,7 @@ class Answerer:
         arm = pipeline_arm(q.arm)
         if not q.text.strip():
             raise ConfigError("empty question; ask something")
-        generator = self.generator_for(q.arm)
+        generator = self.generator_for(q.arm, q.groups)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         if arm == "closed-book":

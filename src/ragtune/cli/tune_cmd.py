@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ragtune.cli.common import console, emit_json, err_console, json_option, open_project, project_option
+from ragtune.corpus.model import parse_groups
 
 
 @click.group("tune")
@@ -59,6 +60,12 @@ def tune_group() -> None:
     help="Cosine at which a user turn copies an evaluation question (default: [tuning] leakage).",
 )
 @click.option("--replace", is_flag=True, help="Overwrite an existing data set of this name that has other content.")
+@click.option(
+    "--allow-groups",
+    metavar="GROUPS",
+    help="Comma-separated access groups whose restricted documents may be trained on (default: none). The data "
+    "set and every model trained on it then inherit those groups: only callers who hold them may use the model.",
+)
 @project_option
 @json_option
 def tune_data(
@@ -73,13 +80,14 @@ def tune_data(
     near_duplicate: float | None,
     leakage: float | None,
     replace: bool,
+    allow_groups: str | None,
     project_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Build a training data set in chat-messages format, screened for rights, personal data, duplicates and
     leakage, split into train and holdout, and stored with its lineage.
 
-    Only material whose source documents allow training is kept. The files land in
+    Only material whose source documents allow training, and are public (or opted in with --allow-groups), is kept. The files land in
     .ragtune/datasets/NAME/{train,holdout}.jsonl with a manifest.json; the same name with other content is an
     error unless --replace.
     """
@@ -107,6 +115,7 @@ def tune_data(
         eval_cases=list(eval_cases) if eval_cases else None,
         settings=settings,
         replace=replace,
+        allow_groups=parse_groups(allow_groups),
     )
     if as_json:
         emit_json(report.to_json())
@@ -130,6 +139,9 @@ def tune_data(
         what = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in found.items())
         verb = "masked" if report.pii_mode == "mask" else "dropped with their examples"
         console.print(f"personal data found: {what} ({verb})")
+    if report.groups:
+        audiences = " and ".join("/".join(a) for a in report.groups)
+        console.print(f"restricted: only callers in groups {audiences} may use models trained on this data set")
     if report.leakage_checked_against:
         console.print(f"leakage checked against: {', '.join(report.leakage_checked_against)}")
     console.print(f"files: {report.paths['train']}, {report.paths['holdout']}, {report.paths['manifest']}")

@@ -48,7 +48,13 @@ def _arm_of(model: str) -> str | None:
 
 @router.get("/models")
 def list_models(caller: Authed, state: State) -> dict[str, Any]:
-    aliases = [r[0] for r in state.project.store.db.execute("SELECT alias FROM aliases ORDER BY alias")]
+    from ragtune.tuning.data import may_use
+    from ragtune.tuning.registry import list_versions
+
+    # a version trained on documents the caller may not read is not listed (nor served: the registry refuses it)
+    aliases = sorted(
+        a for v in list_versions(state.project.store) if may_use(v.groups, caller.groups) for a in v.aliases
+    )
     tuned = [f"{TUNED_PREFIX}{family}:{alias}" for alias in aliases for family in ("adapter", "hybrid")]
     return {
         "object": "list",

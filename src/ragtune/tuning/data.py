@@ -41,7 +41,8 @@ from ragtune.tuning.sources import Candidate, DocRef, Skipped, from_cases, from_
 
 Split = Literal["train", "holdout"]
 # Every reason an example can be excluded for, in the order screening applies them.
-REASONS = ("rights", "unknown_document", "pii", "duplicate", "leakage", "near_duplicate")
+REASONS = ("rights", "restricted", "unknown_document", "pii", "duplicate", "leakage", "near_duplicate")
+# "restricted": a source document readable only by some access groups, not opted in with ``allow_groups``
 DATASETS_DIR = "datasets"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -73,6 +74,8 @@ class Dataset:
     report: dict[str, Any]
     previous: list[dict[str, Any]]
     folder: Path
+    # who may see what it holds: one list per restricted source audience; a caller needs a group of each
+    groups: list[list[str]] = field(default_factory=list)
 
     @property
     def train(self) -> list[Example]:
@@ -106,6 +109,9 @@ class BuildReport:
     pii: dict[str, int] = field(default_factory=lambda: dict.fromkeys(pii_scan.PII_KINDS, 0))
     pii_masked_examples: int = 0
     leakage_checked_against: list[str] = field(default_factory=list)
+    # opted-in access groups, and the audience the data set inherits from its restricted sources (see groups_needed)
+    allow_groups: list[str] = field(default_factory=list)
+    groups: list[list[str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     exclusions: list[dict[str, Any]] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)
@@ -167,8 +173,13 @@ def build_dataset(
     eval_cases: Sequence[Path] | None = None,
     settings: TuningSection | None = None,
     replace: bool = False,
+    allow_groups: Sequence[str] = (),
 ) -> BuildReport:
-    """Build, screen and store the data set ``name``; every input is validated before anything is written."""
+    """Build, screen and store the data set ``name``; every input is validated before anything is written.
+
+    Examples from group-restricted documents are excluded (``restricted``) unless one of the document's groups is
+    in ``allow_groups``; the data set then inherits those audiences (``groups``), and so does every model version
+    trained on it: only callers who could read every such source may use it."""
     started = time.perf_counter()
     check_name(name)
     if not (cases or traces or jsonl):
@@ -176,7 +187,7 @@ def build_dataset(
     settings = settings or project.config.tuning
     if eval_cases is None:
         eval_cases = [project.root / p for p in settings.eval_cases]
-    report = BuildReport(name=name, pii_mode=settings.pii)
+    report = BuildReport(name=name, pii_mode=settings.pii, allow_groups=sorted(set(allow_groups)))
     report.inputs = {
         "cases": [str(p) for p in cases],
         "traces": traces,
@@ -209,7 +220,7 @@ def build_dataset(
         raise TuningError("the inputs hold no example (cases need answers, traces need documents); nothing written")
     _warn_about_leakage_setup(report, cases, eval_cases)
 
-    kept = _screen_rights(project.store, candidates, report)
+    kept = _screen_rights(project.store, candidates, report, set(allow_groups))
     kept = _screen_pii(kept, settings, report)
     kept = _drop_exact_duplicates(kept, report)
     if questions and kept:
@@ -237,6 +248,9 @@ def build_dataset(
     report.train = sum(e.split == "train" for e in examples)
     report.holdout = report.kept - report.train
     report.digest = dataset_digest(examples)
+    report.groups = groups_needed([set(a) for c in kept for a in c.origin.get("audiences", [])])
+    for c in kept:
+        c.origin.pop("audiences", None)
     folder = datasets_dir(project) / name
     report.paths = {
         "folder": str(folder),
@@ -262,11 +276,30 @@ def _warn_about_leakage_setup(report: BuildReport, cases: Sequence[Path], eval_c
         )
 
 
-def _screen_rights(store: Store, candidates: list[Candidate], report: BuildReport) -> list[Candidate]:
-    """Keep examples whose every source document exists and may be used for training; pin their versions."""
-    may_train: dict[str, bool] = {
-        r["doc_id"]: bool(r["may_train"]) for r in store.db.execute("SELECT doc_id, may_train FROM documents")
-    }
+def groups_needed(audiences: Sequence[set[str]]) -> list[list[str]]:
+    """The smallest list of audiences a caller must each hold a group of: a caller who satisfies a narrower
+    audience also satisfies any wider one, so only the narrowest are kept. ``[]``: anyone."""
+    distinct = {frozenset(a) for a in audiences if a}
+    narrowest = [a for a in distinct if not any(b < a for b in distinct)]
+    return sorted(sorted(a) for a in narrowest)
+
+
+def may_use(needed: Sequence[Sequence[str]], caller_groups: Sequence[str]) -> bool:
+    """Whether a caller with ``caller_groups`` may see something that inherited ``needed`` (see groups_needed)."""
+    held = set(caller_groups)
+    return all(held & set(audience) for audience in needed)
+
+
+def _screen_rights(
+    store: Store, candidates: list[Candidate], report: BuildReport, allow_groups: set[str]
+) -> list[Candidate]:
+    """Keep examples whose every source document exists, may be used for training and is public or opted in by
+    one of its groups; pin their versions and note the restricted sources' audiences."""
+    may_train: dict[str, bool] = {}
+    audience: dict[str, set[str]] = {}
+    for r in store.db.execute("SELECT doc_id, may_train, groups FROM documents"):
+        may_train[r["doc_id"]] = bool(r["may_train"])
+        audience[r["doc_id"]] = set(json.loads(r["groups"]))
     versions: dict[str, list[tuple[int, str, str | None]]] = {}
     for r in store.db.execute("SELECT doc_id, version, valid_from, valid_to FROM versions ORDER BY doc_id, version"):
         versions.setdefault(r["doc_id"], []).append((r["version"], r["valid_from"], r["valid_to"]))
@@ -280,6 +313,9 @@ def _screen_rights(store: Store, candidates: list[Candidate], report: BuildRepor
             if not may_train[ref.doc_id]:
                 report.exclude("rights", c, document=ref.doc_id)
                 break
+            if audience[ref.doc_id] and not audience[ref.doc_id] & allow_groups:
+                report.exclude("restricted", c, document=ref.doc_id, groups=sorted(audience[ref.doc_id]))
+                break
             version = _pin(ref, versions[ref.doc_id])
             if version is None:
                 report.exclude("unknown_document", c, document=f"{ref.doc_id}@{ref.version}")
@@ -287,6 +323,9 @@ def _screen_rights(store: Store, candidates: list[Candidate], report: BuildRepor
             pinned.append(f"{ref.doc_id}@{version}")
         else:
             c.origin["documents"] = sorted(set(pinned))
+            restricted = [sorted(audience[r.doc_id]) for r in c.docs if audience[r.doc_id]]
+            if restricted:
+                c.origin["audiences"] = restricted
             kept.append(c)
     return kept
 
@@ -364,7 +403,9 @@ def _save(
     if row is not None:
         previous.append({"digest": row["digest"], "until": now, "why": "replaced"})
     report_json = report.to_json() | {"status": "replaced" if row else "created"}
-    dataset = Dataset(name, digest, examples, now, now, settings, report_json, previous, datasets_dir(project) / name)
+    dataset = Dataset(
+        name, digest, examples, now, now, settings, report_json, previous, datasets_dir(project) / name, report.groups
+    )
     with _swap_folder(dataset.folder) as staging:
         write_files(staging, dataset)
         with store.transaction() as db:
@@ -374,7 +415,7 @@ def _save(
             db.execute("DELETE FROM datasets WHERE name = ?", (name,))
             db.execute(
                 "INSERT INTO datasets (name, digest, created_at, updated_at, n_train, n_holdout, settings, report, "
-                "previous) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "previous, groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     digest,
@@ -385,6 +426,7 @@ def _save(
                     json.dumps(settings),
                     json.dumps(report_json),
                     json.dumps(previous),
+                    json.dumps(report.groups),
                 ),
             )
             for position, e in enumerate(examples):
@@ -443,6 +485,7 @@ def write_files(folder: Path, dataset: Dataset) -> None:
         "files": {"train": "train.jsonl", "holdout": "holdout.jsonl"},
         "counts": {"train": len(lines["train"]), "holdout": len(lines["holdout"])},
         "documents": sorted(dataset.documents),
+        "groups": dataset.groups,
         "settings": dataset.settings,
         "report": {k: v for k, v in dataset.report.items() if k != "exclusions"},
         "previous": dataset.previous,
@@ -485,6 +528,7 @@ def load_dataset(project: Project, name: str) -> Dataset:
         report=json.loads(row["report"]),
         previous=json.loads(row["previous"]),
         folder=datasets_dir(project) / name,
+        groups=json.loads(row["groups"]),
     )
 
 
@@ -497,6 +541,6 @@ def list_datasets(store: Store) -> list[dict[str, Any]]:
     return [
         dict(r)
         for r in store.db.execute(
-            "SELECT name, digest, created_at, updated_at, n_train, n_holdout FROM datasets ORDER BY name"
+            "SELECT name, digest, created_at, updated_at, n_train, n_holdout, groups FROM datasets ORDER BY name"
         )
     ]

@@ -17,15 +17,16 @@ import json
 import os
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.corpus.lineage import LINEAGE_HOOKS
-from ragtune.errors import TuningError
+from ragtune.errors import ModelAccessError, TuningError
 from ragtune.store.db import Store, utcnow
-from ragtune.tuning.data import dataset_documents
+from ragtune.tuning.data import dataset_documents, groups_needed, may_use
 
 if TYPE_CHECKING:
     from ragtune.generation.base import Generator
@@ -52,6 +53,9 @@ class ModelVersion:
     result: dict[str, Any]
     tainted: dict[str, Any] | None
     aliases: list[str] = field(default_factory=list)
+    # the audiences of the restricted documents it learned from (as its data set inherited them, joined with
+    # what those documents' groups are now): a caller needs one group of each to use it; [] means anyone
+    groups: list[list[str]] = field(default_factory=list)
 
     def adapter_path(self, root: Path) -> Path:
         return root / self.adapter
@@ -85,7 +89,21 @@ def _row(store: Store, row: sqlite3.Row) -> ModelVersion:
         result=json.loads(row["result"]),
         tainted=json.loads(row["tainted"]) if row["tainted"] else None,
         aliases=aliases,
+        groups=access_groups(store, row["version"], json.loads(row["groups"])),
     )
+
+
+def access_groups(store: Store, version: str, recorded: list[list[str]]) -> list[list[str]]:
+    """Who may use ``version``: the audiences recorded at training, and the current groups of every document its
+    data came from (a document restricted after training restricts the model too)."""
+    current = [
+        set(json.loads(r[0]))
+        for r in store.db.execute(
+            "SELECT d.groups FROM model_docs m JOIN documents d ON d.doc_id = m.doc_id WHERE m.version = ?",
+            (version,),
+        )
+    ]
+    return groups_needed([set(a) for a in recorded] + current)
 
 
 def list_versions(store: Store) -> list[ModelVersion]:
@@ -103,16 +121,22 @@ def alias_target(store: Store, alias: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def resolve(store: Store, ref: str) -> ModelVersion:
-    """The version named ``ref``: a version (v3) or an alias (production)."""
+def resolve(store: Store, ref: str, caller_groups: Sequence[str] | None = None) -> ModelVersion:
+    """The version named ``ref``: a version (v3) or an alias (production).
+
+    With ``caller_groups``, a version trained on documents the caller may not read (see ModelVersion.groups) is
+    answered exactly as an unknown one, and the versions the error lists are those the caller may use."""
     version = ref if _VERSION.match(ref) else alias_target(store, ref)
     found = get_version(store, version) if version else None
-    if found is None:
-        known = [v.version for v in list_versions(store)][-5:]
-        aliases = [r[0] for r in store.db.execute("SELECT alias FROM aliases ORDER BY alias")]
+    hidden = found is not None and caller_groups is not None and not may_use(found.groups, caller_groups)
+    if found is None or hidden:
+        visible = [v for v in list_versions(store) if caller_groups is None or may_use(v.groups, caller_groups)]
+        known = [v.version for v in visible][-5:]
+        aliases = sorted(a for v in visible for a in v.aliases)
         hint = (f"versions: {', '.join(known)}" + (f"; aliases: {', '.join(aliases)}" if aliases else "")
                 if known else "no model versions yet: `ragtune tune train --data NAME` makes one")  # fmt: skip
-        raise TuningError(f"no model version or alias {ref!r} ({hint})")
+        raise (ModelAccessError if hidden else TuningError)(f"no model version or alias {ref!r} ({hint})")
+    assert found is not None
     return found
 
 
@@ -142,9 +166,9 @@ def register_version(
     with store.transaction() as db:
         db.execute(
             "INSERT INTO model_versions (version, created_at, created_by, base, adapter, dataset, dataset_digest, "
-            "settings, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "settings, result, groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (version, utcnow(), who(), base, str(rel), dataset.name, dataset.digest, json.dumps(settings),
-             json.dumps(result, default=str)),
+             json.dumps(result, default=str), json.dumps(dataset.groups)),
         )  # fmt: skip
         db.executemany("INSERT INTO model_docs (version, doc_id) VALUES (?, ?)", [(version, d) for d in docs])
     found = get_version(store, version)
@@ -333,12 +357,15 @@ def _move(
 _GENERATORS: dict[tuple[str, str], Generator] = {}
 
 
-def tuned_generator(project: Project, ref: str) -> Generator:
+def tuned_generator(project: Project, ref: str, caller_groups: Sequence[str] | None = None) -> Generator:
     """The generator of model version ``ref`` (version or alias): its base with its adapter merged, loaded once
-    per process and version (building it loads nothing; the first generation does)."""
+    per process and version (building it loads nothing; the first generation does).
+
+    With ``caller_groups`` (a caller's: ``ask``, the server), a version trained on documents the caller may not
+    read is refused as if unknown; None is the project's operator (``eval``), who may use every version."""
     from ragtune.generation.base import make_generator
 
-    version = resolve(project.store, ref)
+    version = resolve(project.store, ref, caller_groups)
     folder = version.adapter_path(project.root)
     if not (folder / "adapter_config.json").is_file():
         raise TuningError(
@@ -385,12 +412,13 @@ def taint_models(ctx: ForgetContext) -> None:
 
 def model_lineage(project: Project, doc_id: str, out: dict[str, Any]) -> None:
     rows = project.store.db.execute(
-        "SELECT m.version, m.dataset, m.dataset_digest, m.tainted FROM model_docs d "
+        "SELECT m.version, m.dataset, m.dataset_digest, m.tainted, m.groups FROM model_docs d "
         "JOIN model_versions m ON m.version = d.version WHERE d.doc_id = ? ORDER BY CAST(substr(m.version, 2) AS INTEGER)",
         (doc_id,),
     ).fetchall()
     out["models"] = [
         {"version": r[0], "dataset": r[1], "dataset_digest": r[2], "tainted": bool(r[3]),
+         "groups": access_groups(project.store, r[0], json.loads(r[4])),
          "aliases": [a for (a,) in project.store.db.execute("SELECT alias FROM aliases WHERE version = ?", (r[0],))]}
         for r in rows
     ]  # fmt: skip
