@@ -38,7 +38,9 @@ def ask_cmd(
     """Answer QUESTION with cited sources (rag) or from the model alone (closed-book); stores a trace."""
     pipeline_arm(arm)  # an unknown arm fails here, before the project and its models load
     project = open_project(project_dir)
-    q = Question(question, arm, parse_when(as_of, end_of_day=True) if as_of else None, parse_groups(groups), k)
+    q = Question(
+        question, arm, parse_when(as_of, end_of_day=True) if as_of is not None else None, parse_groups(groups), k
+    )
     if not as_json:
         with err_console.status("answering (the first use prepares the model, about 20 s)"):
             answer = Answerer(project).ask(q)

@@ -56,7 +56,7 @@ def eval_cmd(cases: Path, arms: str | None, name: str | None, project_dir: Path 
     from ragtune.harness.runs import execute_run, summarize_run
 
     project = open_project(project_dir)
-    arm_list = parse_arms(arms) if arms else None
+    arm_list = parse_arms(arms) if arms is not None else None  # "" is a mistake, not "the defaults"
     with progress_bar("evaluating", not as_json) as advance:
         info = execute_run(project, cases, arm_list, name=name, progress=advance)
     summary = summarize_run(project, info.run)

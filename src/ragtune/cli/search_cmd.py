@@ -42,7 +42,9 @@ def search_cmd(
     """Hybrid keyword + dense search; filters (date, groups, source, rights) apply before ranking."""
     project = open_project(project_dir)
     filters = Filters(
-        as_of=parse_when(as_of, end_of_day=True) if as_of else None, groups=parse_groups(groups), sources=sources
+        as_of=parse_when(as_of, end_of_day=True) if as_of is not None else None,
+        groups=parse_groups(groups),
+        sources=sources,
     )
     retriever = Retriever(project.store, project.index, project.embedder, project.config.retrieval)
     result = retriever.search(query, k, filters, mode=mode)  # type: ignore[arg-type]
