@@ -18,8 +18,13 @@ from ragtune.tuning import build_dataset, load_dataset
 from ragtune.tuning.data import groups_needed, may_use
 from ragtune.tuning.registry import list_versions, next_version, promote, register_version, resolve
 from tests.conftest import write
-from tests.server.conftest import FINANCE_TOKEN, PUBLIC_TOKEN, Live, configure
-from tests.server.conftest import serve  # noqa: F401  (fixture)
+from tests.server.conftest import (
+    FINANCE_TOKEN,
+    PUBLIC_TOKEN,
+    Live,
+    configure,
+    serve,  # noqa: F401  (fixture)
+)
 from tests.tuning.helpers import add_trace
 from tests.tuning.test_registry import _adapter, tiny_base  # noqa: F401  (fixture)
 
@@ -90,7 +95,9 @@ def test_a_document_restricted_after_training_restricts_the_model(corpus: Any, t
 
 
 def test_the_server_hides_restricted_fine_tunes(
-    corpus: Any, tiny_base: Path, serve: Callable[..., Live]  # noqa: F811
+    corpus: Any,
+    tiny_base: Path,
+    serve: Callable[..., Live],  # noqa: F811
 ) -> None:
     build_dataset(corpus, "fin", traces=True, eval_cases=[], allow_groups=["finance"])
     folder = _adapter(tiny_base, corpus.root / ".ragtune" / "models" / "v1" / "adapter", 1)
