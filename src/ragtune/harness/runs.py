@@ -29,6 +29,7 @@ from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers import SCORERS, ScoringContext, score_output
 from ragtune.harness.summary import failure_label, summarize_arm
 from ragtune.store.db import Store, utcnow
+from ragtune.traces.store import delete_traces_of_adapters
 
 if TYPE_CHECKING:
     from ragtune.generation.base import Generator
@@ -279,6 +280,10 @@ def redact_results(db: sqlite3.Connection, doc_ids: Sequence[str], receipt_id: s
             f"SELECT run, arm, case_id, doc_id FROM run_docs WHERE doc_id IN ({marks})", part
         ):
             keys.setdefault((run, arm, case_id), set()).add(doc_id)
+    return _redact(db, keys, receipt_id)
+
+
+def _redact(db: sqlite3.Connection, keys: dict[tuple[str, str, str], set[str]], receipt_id: str) -> dict[str, Any]:
     by_run: dict[str, dict[str, Any]] = {}
     for (run, arm, case_id), docs in sorted(keys.items()):
         row = db.execute(
@@ -444,14 +449,51 @@ def summarize_run(project: Project, name: str) -> dict[str, Any]:
     }
 
 
+def redact_arms_of_adapters(db: sqlite3.Connection, adapters: Sequence[str], receipt_id: str) -> dict[str, Any]:
+    """Within forget's transaction: redact every result of an arm answered by one of these adapter folders (a
+    fine-tune trained on a forgotten document, tainted by the registry's hook), in every run."""
+    keys: list[tuple[str, str, str]] = []
+    for run, settings in db.execute("SELECT run, settings FROM runs"):
+        for arm, identity in (json.loads(settings).get("arms") or {}).items():
+            adapter = str(((identity or {}).get("model") or {}).get("adapter") or "")
+            if adapter and any(Path(adapter).as_posix().endswith(a) for a in adapters):
+                keys += [(run, arm, c) for (c,) in db.execute(
+                    "SELECT case_id FROM run_results WHERE run = ? AND arm = ?", (run, arm))]  # fmt: skip
+    return _redact(db, {k: set() for k in keys}, receipt_id)
+
+
 def _forget_results(ctx: ForgetContext) -> None:
-    """Forget hook: redact every stored result that came from the forgotten documents (see redact_results)."""
+    """Forget hook: redact every stored result that came from the forgotten documents (see redact_results), and
+    every answer of a fine-tune the registry's hook just tainted (it learned from them); delete that fine-tune's
+    traces too."""
     if not ctx.doc_ids:
         return
     found = redact_results(ctx.db, ctx.doc_ids, ctx.receipt.receipt_id)
-    ctx.receipt.sections["runs"] = found["runs"]
-    ctx.receipt.totals["runs"] = len(found["runs"])
-    ctx.receipt.totals["run_results_redacted"] = found["rows"]
+    # the fine-tunes that learned from the documents (read here, not from the registry hook's receipt section, so
+    # that the order the hooks registered in does not matter)
+    adapters: list[str] = []
+    for k in range(0, len(ctx.doc_ids), 500):
+        part = ctx.doc_ids[k : k + 500]
+        adapters += [
+            str(r[0])
+            for r in ctx.db.execute(
+                "SELECT DISTINCT m.adapter FROM model_versions m JOIN model_docs d ON d.version = m.version "
+                f"WHERE d.doc_id IN ({','.join('?' * len(part))})",
+                part,
+            )
+        ]
+    adapters = sorted(set(adapters))
+    by_model = redact_arms_of_adapters(ctx.db, adapters, ctx.receipt.receipt_id) if adapters else {"runs": []}
+    runs: dict[str, dict[str, Any]] = {}
+    for entry in found["runs"] + by_model["runs"]:
+        merged = runs.setdefault(entry["run"], {"run": entry["run"], "rows": 0, "cases": []})
+        merged["rows"] += entry["rows"]
+        merged["cases"] += [c for c in entry["cases"] if c not in merged["cases"]]
+    ctx.receipt.sections["runs"] = list(runs.values())
+    ctx.receipt.totals["runs"] = len(runs)
+    ctx.receipt.totals["run_results_redacted"] = sum(r["rows"] for r in runs.values())
+    if adapters:
+        ctx.receipt.totals["traces"] = ctx.receipt.totals.get("traces", 0) + delete_traces_of_adapters(ctx.db, adapters)
 
 
 FORGET_HOOKS.append(_forget_results)

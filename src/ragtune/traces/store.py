@@ -4,7 +4,9 @@ so forgetting a document deletes the traces that touched it (see corpus/forget.p
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ragtune.errors import StoreError
@@ -98,3 +100,17 @@ def list_traces(store: Store, limit: int = 20) -> list[dict[str, Any]]:
         item["total_ms"] = json.loads(item.pop("timings")).get("total")
         out.append(item)
     return out
+
+
+def delete_traces_of_adapters(db: Any, adapters: Sequence[str]) -> int:
+    """Within forget's transaction: delete every trace answered by one of these adapter folders (paths relative to
+    the project, as the registry keeps them): a fine-tune trained on a forgotten document may repeat it."""
+    doomed: list[str] = []
+    for trace_id, model in db.execute("SELECT trace_id, model FROM traces WHERE model LIKE '%adapter%'"):
+        adapter = str(json.loads(model).get("adapter") or "")
+        if adapter and any(Path(adapter).as_posix().endswith(a) for a in adapters):
+            doomed.append(trace_id)
+    for i in range(0, len(doomed), 500):
+        part = doomed[i : i + 500]
+        db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
+    return len(doomed)
