@@ -39,6 +39,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             kind = "min" if "min" in t else "max"
             mark = "[green]met[/green]" if t["met"] else "[red]missed[/red]"
             console.print(f"  {'':<14} target {name} {kind} {bound:g}: {mark}")
+    for arm, cases in (summary.get("redacted") or {}).items():
+        # forget removed these answers' text; their labels still count in the figures above
+        console.print(
+            f"  redacted by forget: {arm}: {len(cases)} cases ({', '.join(cases[:8])}{', ...' if len(cases) > 8 else ''})"
+        )
 
 
 @click.command("eval")
