@@ -1,4 +1,4 @@
-"""ragtune's own endpoints: /health, /search, /ask, /ingest, /forget and /traces/{id}.
+"""ragtune's own endpoints: /health, /search, /ask, /ingest, /forget, /traces/{id} and /openapi.json.
 
 Each takes the caller from its token; searches and answers see that caller's access groups and nothing a body
 says. Endpoints are plain functions, so FastAPI runs them in its thread pool beside each other.
@@ -6,9 +6,11 @@ says. Endpoints are plain functions, so FastAPI runs them in its thread pool bes
 
 from __future__ import annotations
 
+import json
+
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from ragtune import __version__
 from ragtune.answer.pipeline import Answer, Answerer, Question
@@ -136,14 +138,37 @@ def forget_documents(body: ForgetRequest, caller: Authed, state: State) -> dict[
 @router.get("/traces/{trace_id}")
 def trace(trace_id: str, caller: Authed, state: State) -> dict[str, Any]:
     """One trace; a caller reads its own, an admin any."""
+    # A non-admin's prefix is looked up among its own traces only: otherwise "ambiguous" would tell it that
+    # someone else's trace shares the prefix. Another caller's trace is then the same 404 as a missing one.
+    only = None if caller.admin else caller.name
     try:
         with state.corpus.read():
-            found: Trace | None = load_trace(state.project.store, trace_id)
+            found: Trace | None = load_trace(state.project.store, trace_id, caller=only)
     except StoreError as exc:
         if status_for(exc) != 404:
             raise
         found = None
-    if found is None or (not caller.admin and found.caller != caller.name):
-        # another caller's trace gets the same answer as a missing one, so ids cannot be probed
+    if found is None or (only is not None and found.caller != only) or not _may_read(state, caller, found):
         raise ApiError(404, f"no trace {trace_id.strip().lower()!r}", "trace_not_found")
     return found.to_json()
+
+
+def _may_read(state: ServerState, caller: Caller, found: Trace) -> bool:
+    """An admin reads another caller's trace only if its own groups may see every document the trace touched:
+    being allowed to change the corpus does not make a finance answer readable outside finance."""
+    if found.caller == caller.name:
+        return True
+    held = set(caller.groups)
+    for doc_id in found.doc_ids:
+        row = state.project.store.db.execute("SELECT groups FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        groups = set(json.loads(row[0])) if row else set()
+        if groups and not groups & held:
+            return False
+    return True
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, caller: Authed) -> dict[str, Any]:
+    """The OpenAPI schema of this server, for tools that generate clients; it needs a token like the rest."""
+    schema: dict[str, Any] = request.app.openapi()
+    return schema
