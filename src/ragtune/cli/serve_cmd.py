@@ -42,28 +42,33 @@ def serve_cmd(host: str | None, port: int | None, log_level: str, project_dir: P
 
         from ragtune.server.app import create_app
         from ragtune.server.auth import TOKEN_ENV, check_bind
+        from ragtune.server.connections import bind, server_config
     except ImportError as exc:
         raise ConfigError(f"`ragtune serve` needs {exc.name}; run `pip install fastapi uvicorn`") from None
     check_bind(host, os.environ)  # before anything loads: a refused address must not wait for a model
     app = create_app(project)
+    # Bound here, before uvicorn's start-up loads the models: a port in use fails in a moment, not after them.
+    sockets = bind(host, port)
     state = app.state.ragtune
-    shown = f"[{host}]" if ":" in host else host
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
     info = {
         "url": f"http://{shown}:{port}",
         "project": str(project.root),
         "auth": "token" if state.callers.token_required else f"none ({TOKEN_ENV} not set; loopback only)",
         "openai_base_url": f"http://{shown}:{port}/v1",
     }
-    if as_json:
-        click.echo(json.dumps(info))
-    else:
-        err_console.print(
-            f"serving {info['project']} at {info['url']} (auth: {info['auth']}); loading models, then ready",
-            markup=False,
-        )
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        if as_json:
+            click.echo(json.dumps(info))
+        else:
+            err_console.print(
+                f"serving {info['project']} at {info['url']} (auth: {info['auth']}); loading models, then ready",
+                markup=False,
+            )
+        uvicorn.Server(server_config(app, host, port, log_level=log_level)).run(sockets=sockets)
     finally:
+        for sock in sockets:
+            sock.close()
         project.close()
 
 

@@ -2,7 +2,8 @@
 OpenAI-compatible chat endpoint.
 
 >>> from ragtune.server import create_app
->>> uvicorn.run(create_app(Project.open()), host="127.0.0.1", port=8377)
+>>> from ragtune.server.connections import bind, server_config  # what `ragtune serve` runs it with
+>>> uvicorn.Server(server_config(create_app(Project.open()), "127.0.0.1", 8377)).run(bind("127.0.0.1", 8377))
 """
 
 from __future__ import annotations

@@ -45,6 +45,11 @@ def create_app(project: Project, *, warm_up: bool = True, environ: Mapping[str, 
         version=__version__,
         summary="Search, cited answers and corpus changes over one ragtune project; OpenAI-compatible chat.",
         lifespan=lifespan,
+        # The schema is served by routes.py behind the token, as every endpoint but /health is. No /docs or
+        # /redoc: a browser opening a page cannot send a bearer token, and the pages load their scripts from a CDN.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.ragtune = state
     install_error_handlers(app)

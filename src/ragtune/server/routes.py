@@ -7,7 +7,6 @@ says. Endpoints are plain functions, so FastAPI runs them in its thread pool bes
 from __future__ import annotations
 
 import json
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -119,7 +118,7 @@ def ingest(body: IngestRequest, caller: Authed, state: State) -> dict[str, Any]:
     p = state.project
     documents = body.raw_documents(p.config.corpus.default_license)
     with state.corpus.write():
-        report = ingest_documents(p, documents)
+        report = ingest_documents(p, documents, rights_change=body.rights_change)
     return report.to_json()
 
 

@@ -1,16 +1,65 @@
 """Request bodies, validated. Unknown fields are refused (a typo must not be ignored silently), except in the
-OpenAI-compatible chat request, whose clients send options ragtune has no use for."""
+OpenAI-compatible chat request, whose clients send options ragtune has no use for.
+
+Every string a body carries is checked by :data:`Unicode` (:data:`Text` is a checked ``str``): JSON may spell a lone
+surrogate (``"\\ud800"``), which Python then holds as a ``str`` that cannot be encoded, and which would otherwise
+fail deep inside (SQLite, the tokenizer, the JSON reply) as a 500.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from ragtune.corpus.model import RawDocument, Rights, parse_groups, parse_when
+from ragtune.corpus.loaders import Defaults, given_rights, rights_of
+from ragtune.corpus.model import RawDocument, parse_groups, parse_when
 from ragtune.errors import CorpusError
 from ragtune.server.auth import TOKEN_ENV
 from ragtune.server.errors import ApiError
+
+
+def _bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored or sent back (it holds a lone surrogate), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate {value[exc.start]!r} at character {exc.start}"  # repr: escaped, never raw
+    return None
+
+
+def _first_bad(value: Any, path: str) -> tuple[str, str] | None:
+    """The first string in a JSON value, keys included, that is not valid text: (where, why)."""
+    if isinstance(value, str):
+        problem = _bad_text(value)
+        return (path, problem) if problem else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        problem = _bad_text(key) if isinstance(key, str) else None
+        if problem:
+            return path, f"in a key: {problem}"
+        found = _first_bad(item, f"{path}.{key}")
+        if found:
+            return found
+    return None
+
+
+def _valid_unicode(value: Any) -> Any:
+    found = _first_bad(value, "")
+    if found:
+        where, problem = found
+        inside = f" at '{where[1:]}'" if where else ""
+        raise PydanticCustomError(
+            "invalid_text", "not valid Unicode text{inside} ({problem})", {"inside": inside, "problem": problem}
+        )
+    return value
+
+
+Unicode = BeforeValidator(_valid_unicode)
+"""On a field of a request body: every string it holds (in lists and objects too, keys included) must be valid
+Unicode, or the body is refused with 422 naming the field. Runs before the type's own checks."""
+Text = Annotated[str, Unicode]
 
 
 class _Scoped(BaseModel):
@@ -31,21 +80,23 @@ class _Scoped(BaseModel):
 
 
 class SearchRequest(_Scoped):
-    query: str = Field(description="What to search for.")
+    query: Text = Field(description="What to search for.")
     k: int | None = Field(None, ge=1, le=1000, description="Results returned (default [retrieval] k).")
-    as_of: str | None = Field(None, description="Search the corpus as it was then (YYYY-MM-DD or ISO datetime).")
-    mode: Literal["hybrid", "keyword", "dense"] = Field("hybrid", description="Which retrievers to use.")
+    as_of: Text | None = Field(None, description="Search the corpus as it was then (YYYY-MM-DD or ISO datetime).")
+    mode: Annotated[Literal["hybrid", "keyword", "dense"], Unicode] = Field(
+        "hybrid", description="Which retrievers to use."
+    )
 
 
 class AskRequest(_Scoped):
-    question: str = Field(description="The question.")
-    arm: str = Field(
+    question: Text = Field(description="The question.")
+    arm: Text = Field(
         "rag",
         pattern=r"^(rag|closed-book|(adapter|hybrid):[A-Za-z0-9._-]+)$",
         description="rag (retrieved sources), closed-book (the model alone), adapter:VERSION (a fine-tune alone) "
         "or hybrid:VERSION (a fine-tune with retrieved sources); VERSION may be an alias such as production.",
     )
-    as_of: str | None = Field(None, description="Answer from the corpus as it was then.")
+    as_of: Text | None = Field(None, description="Answer from the corpus as it was then.")
     k: int | None = Field(None, ge=1, le=100, description="Chunks retrieved (default [answer] sources).")
 
 
@@ -54,21 +105,30 @@ class DocumentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doc_id: str = Field(min_length=1, max_length=1000)
-    text: str
-    title: str | None = None
-    source: str | None = Field(None, description="Source name (default 'api').")
-    license: str | None = Field(None, description="Licence (default [corpus] default_license).")
-    owner: str | None = None
-    groups: list[str] | str | None = Field(None, description="Access groups that may read this document.")
-    may_train: bool = True
-    may_retrieve: bool = True
-    valid_from: str | None = Field(None, description="When this content became valid (default: now).")
-    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form fields kept with the document.")
+    doc_id: Text = Field(min_length=1, max_length=1000)
+    text: Text
+    title: Text | None = None
+    source: Text | None = Field(None, description="Source name (default 'api').")
+    license: Text | None = Field(None, description="Licence (default [corpus] default_license).")
+    owner: Text | None = None
+    groups: Annotated[list[str] | str | None, Unicode] = Field(
+        None, description="Access groups that may read this document ([] makes it public: a loosening)."
+    )
+    may_train: bool | None = Field(None, description="May be trained on (new documents: true).")
+    may_retrieve: bool | None = Field(None, description="May be retrieved (new documents: true).")
+    valid_from: Text | None = Field(None, description="When this content became valid (default: now).")
+    extra: Annotated[dict[str, Any], Unicode] = Field(
+        default_factory=dict, description="Free-form fields kept with the document."
+    )
 
 
 class IngestRequest(_Scoped):
     documents: list[DocumentIn] = Field(min_length=1)
+    rights_change: bool = Field(
+        False,
+        description="Allow loosening the rights of known documents (dropping groups, allowing training or "
+        "retrieval, changing or clearing a licence). Rights a document does not name keep their stored values.",
+    )
 
     def raw_documents(self, default_license: str) -> list[RawDocument]:
         """The documents as the ingest pipeline takes them; a bad one refuses the whole request, naming it."""
@@ -87,18 +147,20 @@ class IngestRequest(_Scoped):
             if not doc.text.strip():
                 raise ApiError(400, f"{where}: empty text; add text or leave the document out")
             try:
-                valid_from = parse_when(doc.valid_from) if doc.valid_from else None
-                groups = parse_groups(doc.groups)
+                valid_from = parse_when(doc.valid_from) if doc.valid_from is not None else None
+                groups = parse_groups(doc.groups) if doc.groups is not None else None
             except CorpusError as exc:
                 raise ApiError(400, f"{where}: {exc}") from None
-            rights = Rights(
-                source=doc.source or "api",
-                license=doc.license or default_license,
+            # what the body names; a known document keeps its stored rights for the rest (see ingest.resolve_rights)
+            named = Defaults(
+                license=doc.license or None,
                 may_retrieve=doc.may_retrieve,
                 may_train=doc.may_train,
                 groups=groups,
                 owner=doc.owner,
+                default_license=default_license,
             )
+            rights = rights_of(named, doc.source or "api")
             out.append(
                 RawDocument(
                     doc_id=doc_id,
@@ -109,21 +171,22 @@ class IngestRequest(_Scoped):
                     path="",
                     valid_from=valid_from,
                     extra=doc.extra,
+                    given=given_rights(named),
                 )
             )
         return out
 
 
 class ForgetRequest(_Scoped):
-    doc_ids: list[str] = Field(default_factory=list, description="Documents to forget.")
-    source: str | None = Field(None, description="Forget every document of this source.")
+    doc_ids: Annotated[list[str], Unicode] = Field(default_factory=list, description="Documents to forget.")
+    source: Text | None = Field(None, description="Forget every document of this source.")
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    role: str
-    content: str | list[dict[str, Any]] | None = None
+    role: Text
+    content: Annotated[str | list[dict[str, Any]] | None, Unicode] = None
 
     def text(self) -> str:
         """The message's text; content parts other than text (images, audio) are left out."""
@@ -140,10 +203,10 @@ class ChatRequest(_Scoped):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str
+    model: Text
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
-    stream_options: dict[str, Any] | None = None
+    stream_options: Annotated[dict[str, Any] | None, Unicode] = None
 
     def question(self) -> str:
         for message in reversed(self.messages):
@@ -161,9 +224,11 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    model: str
-    input: str | list[str] = Field(description="A text or a list of texts (token-id inputs are not accepted).")
-    encoding_format: str = "float"
+    model: Text
+    input: Annotated[str | list[str], Unicode] = Field(
+        description="A text or a list of texts (token-id inputs are not accepted)."
+    )
+    encoding_format: Text = "float"
 
     def texts(self) -> list[str]:
         texts = [self.input] if isinstance(self.input, str) else list(self.input)
