@@ -41,6 +41,7 @@ def test_forget_removes_everything_everywhere(project: Project, docs: Path) -> N
         "traces": 0,
         "dataset_examples": 0,
         "models_tainted": 0,
+        "training_runs_deleted": 0,
         "runs": 0,
         "run_results_redacted": 0,
     }

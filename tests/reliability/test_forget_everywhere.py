@@ -83,6 +83,7 @@ def test_forget_leaves_no_byte_after_the_whole_cycle(tmp_path: Path) -> None:
     assert totals["documents"] == 1 and totals["dataset_examples"] >= 2 and totals["models_tainted"] == 1
     assert totals["runs"] == 2 and totals["run_results_redacted"] >= 5
     assert holding(list(state.rglob("*")), needles) == []
+    assert not (state / "models" / "v1" / "adapter").exists()  # the weights that learned it are gone too
     # what ragtune wrote under its home during the cycle (model caches) holds no document text either
     home = ragtune_home()
     fresh = [p for p in home.rglob("*") if p.is_file() and p.stat().st_mtime >= started] if home.exists() else []

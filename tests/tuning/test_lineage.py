@@ -54,6 +54,7 @@ def test_forget_removes_examples_from_every_data_set(two_sets: Project) -> None:
         "traces": 1,
         "dataset_examples": 4,
         "models_tainted": 0,
+        "training_runs_deleted": 0,
         "runs": 0,
         "run_results_redacted": 0,
     }

@@ -16,9 +16,11 @@ import getpass
 import json
 import os
 import re
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -366,6 +368,11 @@ def tuned_generator(project: Project, ref: str, caller_groups: Sequence[str] | N
     from ragtune.generation.base import make_generator
 
     version = resolve(project.store, ref, caller_groups)
+    if version.tainted:
+        raise TuningError(
+            f"{version.version} is tainted: it was trained on forgotten data ({version.tainted.get('receipt')}) and "
+            f"its weights were deleted; retrain without it: {version.tainted.get('retrain')}"
+        )
     folder = version.adapter_path(project.root)
     if not (folder / "adapter_config.json").is_file():
         raise TuningError(
@@ -405,9 +412,42 @@ def taint_models(ctx: ForgetContext) -> None:
         if not row[3]:
             db.execute("UPDATE model_versions SET tainted = ? WHERE version = ?", (json.dumps(why), v))
         aliases = [a for (a,) in db.execute("SELECT alias FROM aliases WHERE version = ?", (v,))]
-        listed.append({"version": v, "aliases": aliases, "documents": docs, "retrain": retrain})
+        adapter = db.execute("SELECT adapter FROM model_versions WHERE version = ?", (v,)).fetchone()[0]
+        folder = ctx.project.root / adapter
+        # the weights learned the forgotten text: they go, and the version can no longer be served
+        ctx.after_commit.append(partial(_delete_weights, ctx.project, v, folder))
+        listed.append(
+            {"version": v, "aliases": aliases, "documents": docs, "retrain": retrain, "weights_deleted": adapter}
+        )
+    # unfinished training runs on a data set forget just changed: their checkpoints learned the forgotten text too
+    old_digests = {d["old_digest"] for d in ctx.receipt.sections.get("datasets", []) if d.get("old_digest")}
+    stale = [w for w in _work_folders(ctx.project) if _work_digest(w) in old_digests]
+    for work in stale:
+        ctx.after_commit.append(partial(shutil.rmtree, work, ignore_errors=True))
     ctx.receipt.sections["models"] = listed
     ctx.receipt.totals["models_tainted"] = len(listed)
+    ctx.receipt.totals["training_runs_deleted"] = len(stale)
+
+
+def _delete_weights(project: Project, version: str, folder: Path) -> None:
+    _GENERATORS.pop((str(project.root), version), None)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+WORK_MARKER = "dataset.json"
+"""Written into a training run's work folder: which data set (name and digest) its checkpoints learn from."""
+
+
+def _work_folders(project: Project) -> list[Path]:
+    root = project.root / ".ragtune" / "models"
+    return sorted(p for p in root.glob(".train-*") if p.is_dir()) if root.is_dir() else []
+
+
+def _work_digest(folder: Path) -> str | None:
+    try:
+        return str(json.loads((folder / WORK_MARKER).read_text(encoding="utf-8"))["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def model_lineage(project: Project, doc_id: str, out: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import TuningError
 from ragtune.tuning.data import load_dataset
-from ragtune.tuning.registry import ModelVersion, next_version, register_version
+from ragtune.tuning.registry import WORK_MARKER, ModelVersion, next_version, register_version
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -54,6 +54,9 @@ def train_version(
     settings = settings or TrainSettings.from_config(project.config)
     base_name = base or "smollm2"
     work = work_folder(project, ds.digest, base_name, settings)
+    work.mkdir(parents=True, exist_ok=True)
+    # forget finds, by this digest, an unfinished run whose data it changes, and deletes its checkpoints
+    (work / WORK_MARKER).write_text(json.dumps({"dataset": dataset, "digest": ds.digest}), encoding="utf-8")
     result = train_lora(
         [e.messages for e in ds.train],
         [e.messages for e in ds.holdout],
