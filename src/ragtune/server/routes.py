@@ -142,7 +142,9 @@ def trace(trace_id: str, caller: Authed, state: State) -> dict[str, Any]:
     only = None if caller.admin else caller.name
     try:
         with state.corpus.read():
-            found: Trace | None = load_trace(state.project.store, trace_id, caller=only)
+            found: Trace | None = load_trace(
+                state.project.store, trace_id, caller=only, readable=lambda t: _may_read(state, caller, t)
+            )
     except StoreError as exc:
         if status_for(exc) != 404:
             raise

@@ -4,7 +4,7 @@ so forgetting a document deletes the traces that touched it (see corpus/forget.p
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,25 +67,38 @@ def _from_row(row: Any) -> Trace:
     return Trace(**data)
 
 
-def load_trace(store: Store, trace_id: str, caller: str | None = None) -> Trace:
+def load_trace(
+    store: Store, trace_id: str, caller: str | None = None, readable: Callable[[Trace], bool] | None = None
+) -> Trace:
     """One trace by id, or by a unique prefix of at least 6 characters (as git accepts short hashes).
 
-    With ``caller``, only that caller's traces are looked at: a prefix is unique or ambiguous among them alone,
-    and another caller's trace is "no trace", so the answer tells nothing about traces the caller may not read.
+    With ``caller``, only that caller's traces are looked at, and with ``readable`` only the traces it accepts: a
+    prefix is unique or ambiguous among those alone, and any other trace is "no trace", so the answer tells nothing
+    about traces the asker may not read.
     """
     trace_id = trace_id.strip().lower()
     if len(trace_id) < 6:
         raise StoreError(f"trace id {trace_id!r} is too short; give at least 6 characters")
     only, params = ("", ()) if caller is None else (" AND caller = ?", (caller,))
     rows = store.db.execute(
-        f"SELECT * FROM traces WHERE trace_id >= ? AND trace_id < ?{only} ORDER BY trace_id LIMIT 2",
+        f"SELECT * FROM traces WHERE trace_id >= ? AND trace_id < ?{only} ORDER BY trace_id",
         (trace_id, trace_id + "g", *params),
-    ).fetchall()
-    if not rows:
+    )
+    found: list[Trace] = []
+    for row in rows:
+        trace = _from_row(row)
+        if readable is None or readable(trace):
+            found.append(trace)
+            if len(found) > 1:
+                break
+    exact = [t for t in found if t.trace_id == trace_id]
+    if exact:
+        return exact[0]
+    if not found:
         raise StoreError(f"no trace {trace_id!r}; `ragtune trace --list` shows recent ones")
-    if len(rows) > 1 and rows[0]["trace_id"] != trace_id:
+    if len(found) > 1:
         raise StoreError(f"trace id {trace_id!r} is ambiguous; give more characters")
-    return _from_row(rows[0])
+    return found[0]
 
 
 def list_traces(store: Store, limit: int = 20) -> list[dict[str, Any]]:
