@@ -6,6 +6,9 @@ creates and the configuration reference in docs/configuration.md, so the three c
 
 from __future__ import annotations
 
+import os
+import stat
+import sys
 import tomllib
 import typing
 from pathlib import Path
@@ -16,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ragtune.errors import ConfigError
 
 CONFIG_FILE = "ragtune.toml"
+MAX_CONFIG_BYTES = 10_000_000  # a configuration is a page of settings; 10 MB is a mistake (or a link to /dev/zero)
 
 
 class _Section(BaseModel):
@@ -435,8 +439,18 @@ def _describe_error(err: dict[str, Any]) -> str:
         allowed = ", ".join(sorted(section.model_fields)) if section else ""
         return f"unknown key '{key}'; allowed keys here: {allowed}"
     if kind == "literal_error":
-        return f"{key} = {err['input']!r} is not allowed; use one of {err['ctx']['expected']}"
-    return f"{key} = {err.get('input')!r}: {err['msg']}"
+        return f"{key} = {_shown(err['input'])} is not allowed; use one of {err['ctx']['expected']}"
+    return f"{key} = {_shown(err.get('input'))}: {err['msg']}"
+
+
+def _shown(value: Any) -> str:
+    """A bad value as the error line shows it: its repr, cut short (a value may be a 10 MB string or deeply
+    nested)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deeply, or an integer too long to print
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -454,25 +468,51 @@ def parse_config(data: dict[str, Any], source: str = CONFIG_FILE) -> Config:
     """Validate a parsed TOML mapping; errors name the file, the key and what is allowed."""
     try:
         return Config.model_validate(data)
+    except RecursionError:  # a validator recursing over a value nested deeply
+        raise ConfigError(f"{source}: a value is nested too deeply; flatten it") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{source}: {_describe_error(dict(first))}{more}") from None
 
 
+def _read_config(path: Path) -> bytes:
+    """At most ``MAX_CONFIG_BYTES`` + 1 bytes of a regular file; a FIFO or device is refused without blocking."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ConfigError(f"{path}: not a regular file; ragtune.toml must be a plain file (run `ragtune init`)")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the check above
+            raise ConfigError(f"{path}: not a regular file; ragtune.toml must be a plain file")
+        return handle.read(MAX_CONFIG_BYTES + 1)
+
+
 def load_config(path: Path) -> Config:
-    """Read and validate ``ragtune.toml``."""
+    """Read and validate ``ragtune.toml``; every problem is one :class:`ConfigError` line naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _read_config(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror}); run `ragtune init`") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not valid UTF-8; save the file as UTF-8") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1_000_000} MB; this is not a configuration")
     try:
-        data = tomllib.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 (at byte {exc.start}); save the file as UTF-8") from None
+    try:
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
-    return parse_config(data, str(path))
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML (arrays or inline tables nested too deeply); flatten them") from None
+    except ValueError as exc:  # tomllib lets int()'s limit through: a number of more than 4,300 digits
+        what = (
+            f"a number has more than {sys.get_int_max_str_digits():,} digits"
+            if "integer string conversion" in str(exc)
+            else str(exc)
+        )
+        raise ConfigError(f"{path}: not valid TOML ({what}); fix the value") from None
+    return parse_config(parsed, str(path))
 
 
 def _toml_value(value: Any) -> str:

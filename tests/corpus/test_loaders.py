@@ -80,10 +80,10 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     # Tests run as root, where chmod cannot make a file unreadable: fail the read itself.
     path = write(tmp_path / "locked.md", "secret")
 
-    def deny(self: Path) -> bytes:
+    def deny(*args: object, **kwargs: object) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setattr("ragtune.corpus.loaders.open_regular", deny)
     res = read([path], tmp_path)
     assert "locked.md: permission denied; make the file readable" in str(res.errors[0])
 

@@ -16,6 +16,13 @@ HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 FENCE = re.compile(r"^(```|~~~)")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 MIN_BODY_TOKENS = 16
+# Something other than whitespace, control and invisible format characters (zero-width space, non-joiner and
+# joiner, word joiner, byte-order mark, soft hyphen, direction marks, tag characters): a text made only of those
+# has nothing to index, though ``str.strip`` keeps it.
+_VISIBLE = re.compile(
+    "[^\\s\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff"
+    "\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,11 @@ class Chunk:
 
     def body(self, text: str) -> str:
         return text[self.start : self.end]
+
+
+def has_text(text: str) -> bool:
+    """Whether ``text`` holds a visible character, not only whitespace and zero-width or other invisible ones."""
+    return _VISIBLE.search(text) is not None
 
 
 def index_text(heading: str, body: str) -> str:
@@ -88,7 +100,8 @@ def _blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Paragraph spans (separated by blank lines), trimmed of surrounding whitespace."""
     spans = []
     for match in re.finditer(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*\Z)", text[start:end], flags=re.DOTALL):
-        spans.append((start + match.start(), start + match.end()))
+        if has_text(match.group()):  # a paragraph of zero-width characters alone is not a chunk
+            spans.append((start + match.start(), start + match.end()))
     return spans
 
 

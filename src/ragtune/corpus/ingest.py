@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -61,7 +62,11 @@ class IngestReport:
 
     def fail(self, err: IngestError) -> None:
         self.errors.append({"where": err.where, "problem": err.problem, "fix": err.fix, "message": str(err)})
-        self._failed_paths.add(str(Path(err.path).resolve()))
+        try:
+            resolved = str(Path(err.path).resolve())
+        except (OSError, RuntimeError):  # a symlink loop cannot be resolved
+            resolved = os.path.abspath(err.path)
+        self._failed_paths.add(resolved)
 
     _failed_paths: set[str] = field(default_factory=set, repr=False)
 

@@ -10,6 +10,7 @@ one error per run. The JSON Schema of a line (docs/case.schema.json) is generate
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from ragtune.corpus.loaders import (
+    NotRegularFileError,
+    open_regular,
+    parse_json_line,
+    shown_key,
+)
 from ragtune.errors import HarnessError
 from ragtune.harness.model import Case, FormatSpec, IfevalSpec
 
@@ -100,10 +107,9 @@ def _scan(path: Path) -> Iterator[Case | CaseProblem]:
         stripped = text.strip()
         if not stripped or stripped.startswith("#"):
             continue  # blank lines and comments; no JSON value starts with '#', so this is unambiguous
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            yield CaseProblem(where, number, "", f"not valid JSON ({exc.msg} at column {exc.colno})")
+        data, problem = _parse_line(stripped)
+        if problem is not None:
+            yield CaseProblem(where, number, "", problem)
             continue
         if not isinstance(data, dict):
             yield CaseProblem(where, number, "", f"a case must be a JSON object, not {_json_type(data)}")
@@ -115,6 +121,10 @@ def _scan(path: Path) -> Iterator[Case | CaseProblem]:
             case = Case.model_validate_json(stripped, strict=True)
         except ValidationError as exc:
             problems = [CaseProblem(where, number, *explain_error(err)) for err in exc.errors(include_url=False)]
+        except RecursionError:  # a validator that recurses, such as re.compile on a regex of 500 nested groups
+            problems = [CaseProblem(where, number, "", "nested too deeply to check (a regex or a value); simplify it")]
+        if case is not None:
+            problems += [CaseProblem(where, number, *p) for p in ifeval_problems(case)]
         # checked on the raw line, so that a bad schema shows up in the same pass as the line's other problems
         fmt = data.get("format")
         schema = fmt.get("json_schema") if isinstance(fmt, dict) else None
@@ -137,20 +147,54 @@ def _scan(path: Path) -> Iterator[Case | CaseProblem]:
             yield case
 
 
+def _parse_line(text: str) -> tuple[Any, str | None]:
+    """(JSON value, None), or (None, what is wrong): see :func:`ragtune.corpus.loaders.parse_json_line`."""
+    return parse_json_line(text)
+
+
+def ifeval_problems(case: Case) -> list[tuple[str, str]]:
+    """(field, problem) for each IFEval instruction id of ``case`` that IFEval does not know."""
+    spec = case.format.ifeval if case.format is not None else None
+    if spec is None:
+        return []
+    from ragtune.harness.scorers.ifeval import known_instruction_ids
+
+    known = known_instruction_ids()
+    problems = []
+    for i, instruction_id in enumerate(spec.instruction_id_list):
+        if instruction_id not in known:
+            close = difflib.get_close_matches(instruction_id, known, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            problems.append(
+                (
+                    f"format.ifeval.instruction_id_list[{i}]",
+                    f"unknown IFEval instruction id {_show(instruction_id)} ({hint}known ids: {', '.join(known)})",
+                )
+            )
+    return problems
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, text) of a UTF-8 file, decoded line by line so that a bad byte is reported with its line.
 
-    A missing, unreadable or non-UTF-8 file is a :class:`HarnessError` naming it.
+    A missing, unreadable or non-UTF-8 file is a :class:`HarnessError` naming it, and so is a FIFO or a device,
+    which is refused without being read (it would block, or never end).
     """
     try:
-        handle = path.open("rb")
+        handle = open_regular(path)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such file; check the path") from None
+    except NotRegularFileError as exc:
+        if exc.kind == "a folder":
+            raise HarnessError(f"{path}: is a folder; give a .jsonl case file") from None
+        raise HarnessError(f"{path}: not a regular file but {exc.kind}; give a .jsonl case file") from None
     except IsADirectoryError:
         raise HarnessError(f"{path}: is a folder; give a .jsonl case file") from None
     except PermissionError:
         raise HarnessError(f"{path}: permission denied; make the file readable") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise HarnessError(f"{path}: symbolic link loop; point the link at a file") from None
         raise HarnessError(f"{path}: cannot read ({exc.strerror}); check the file") from None
     with handle:
         try:
@@ -203,7 +247,8 @@ def explain_error(err: ErrorDetails) -> tuple[str, str]:
 def _field_path(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        name = shown_key(part)  # a key holding a newline must not break the one-line problem
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 
@@ -222,7 +267,10 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):  # nested too deeply, or a number too long to print
+        return _json_type(value)
     return text[:40] + "…" if len(text) > 41 else text
 
 
@@ -242,6 +290,8 @@ def _check_json_schema(schema: dict[str, Any]) -> tuple[str, str] | None:
     except SchemaError as exc:
         field = _field_path(("format", "json_schema", *exc.path))
         return field, f"not a valid JSON Schema ({exc.message})"
+    except RecursionError:  # the metaschema check recurses a few frames per level of the schema
+        return "format.json_schema", "nested too deeply to check; flatten the schema (use $defs and $ref)"
     return None
 
 

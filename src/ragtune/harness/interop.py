@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from pydantic import ValidationError
 
+from ragtune.corpus.loaders import (
+    MAX_JSON_DEPTH,
+    NotRegularFileError,
+    json_depth_over,
+    json_problem,
+    open_regular,
+    surrogate_at,
+)
 from ragtune.errors import HarnessError
-from ragtune.harness.cases import explain_error, iter_lines
+from ragtune.harness.cases import explain_error, ifeval_problems, iter_lines
 from ragtune.harness.model import Case, Output
 
 
@@ -128,8 +137,8 @@ def _records(path: Path) -> Iterator[_Record]:
             number += 1
             try:
                 yield _Record(f"{path}:{line}", number, json.loads(text))
-            except json.JSONDecodeError as exc:
-                yield _Record(f"{path}:{line}", number, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            except (ValueError, RecursionError) as exc:  # also numbers too long and arrays nested too deeply
+                yield _Record(f"{path}:{line}", number, None, json_problem(exc))
     elif suffix == ".json":
         for number, data in enumerate(_json_records(path), start=1):
             yield _Record(f"{path}: record {number}", number, data)
@@ -137,11 +146,23 @@ def _records(path: Path) -> Iterator[_Record]:
         raise HarnessError(f"{path}: unsupported file type '{suffix}'; importers read .csv, .jsonl and .json")
 
 
-def _read_text(path: Path) -> str:
+def _open(path: Path) -> BinaryIO:
+    """``path`` opened for reading; a missing file, a FIFO, a device or a folder is a :class:`HarnessError`."""
     try:
-        data = path.read_bytes()
+        handle = open_regular(path)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such file; check the path") from None
+    except NotRegularFileError as exc:
+        raise HarnessError(f"{path}: not a regular file but {exc.kind}; give a data set file") from None
+    except OSError as exc:
+        raise HarnessError(f"{path}: cannot read ({exc.strerror}); check the file") from None
+    return handle
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with _open(path) as handle:
+            data = handle.read()
     except OSError as exc:
         raise HarnessError(f"{path}: cannot read ({exc.strerror}); check the file") from None
     try:
@@ -157,6 +178,8 @@ def _json_records(path: Path) -> list[Any]:
         data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise HarnessError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # a number too long, or arrays nested too deeply
+        raise HarnessError(f"{path}: {json_problem(exc)}; fix the file") from None
     if isinstance(data, list):
         return data
     if isinstance(data, dict):
@@ -168,12 +191,7 @@ def _json_records(path: Path) -> list[Any]:
 
 
 def _csv_records(path: Path) -> Iterator[_Record]:
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: no such file; check the path") from None
-    except OSError as exc:
-        raise HarnessError(f"{path}: cannot read ({exc.strerror}); check the file") from None
+    handle = io.TextIOWrapper(_open(path), encoding="utf-8-sig", newline="")
     with handle:
         reader = csv.DictReader(handle)
         start = 2  # the header is line 1; a quoted cell may span lines, so each row starts after the last one
@@ -213,7 +231,9 @@ def _texts(value: Any, *, cell_list: bool = False) -> list[str]:
             try:
                 value = parse(value)
                 break
-            except (ValueError, SyntaxError):
+            # literal_eval also raises TypeError ({[]: 1}), RecursionError and MemoryError (its parser's stack
+            # overflowing, not the machine's memory) on text nested too deeply: the cell is then kept as text
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
                 continue
     items = value if isinstance(value, list) else [value]
     return [t for t in (_text(item) for item in items) if t is not None]
@@ -232,6 +252,13 @@ def _import(path: Path, fmt: str, convert: Callable[[_Record, ImportReport], Cas
         if record.error or not isinstance(record.data, dict):
             report.skip(record.where, record.error or "not an object")
             continue
+        if json_depth_over(record.data, MAX_JSON_DEPTH):
+            report.skip(record.where, f"nested more than {MAX_JSON_DEPTH} levels deep")
+            continue
+        surrogate = surrogate_at(record.data)
+        if surrogate is not None:  # no case file, run or report could hold it
+            report.skip(record.where, f"contains a lone surrogate ({surrogate}); fix the encoding")
+            continue
         case = convert(record, report)
         if case is None:
             continue
@@ -247,11 +274,19 @@ def _import(path: Path, fmt: str, convert: Callable[[_Record, ImportReport], Cas
 def _build(record: _Record, report: ImportReport, used: set[str], *, wrong: int = 0, **fields: Any) -> Case | None:
     """The case, or None with the record skipped; fields of the record not in ``used`` are reported dropped, and
     ``wrong`` answers graded wrong."""
+    surrogate = surrogate_at(fields)  # a CSV cell holding a JSON list can spell one: '["\\ud800"]'
+    if surrogate is not None:
+        report.skip(record.where, f"contains a lone surrogate ({surrogate}); fix the encoding")
+        return None
     try:
         case = Case(**fields)
     except ValidationError as exc:
         problems = [f"{f}: {p}" if f else p for f, p in (explain_error(e) for e in exc.errors(include_url=False))]
         report.skip(record.where, "; ".join(problems))
+        return None
+    unknown = ifeval_problems(case)
+    if unknown:
+        report.skip(record.where, "; ".join(f"{f}: {p}" for f, p in unknown))
         return None
     for name, value in record.data.items():
         if name not in used and value not in (None, "", [], {}):

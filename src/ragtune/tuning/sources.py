@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from ragtune.corpus.loaders import parse_json_line
 from ragtune.errors import HarnessError, TuningError
 from ragtune.harness.cases import CaseProblem, explain_error, iter_lines, load_cases
 from ragtune.store.db import Store
@@ -160,10 +161,9 @@ def from_jsonl(path: Path) -> list[Candidate]:
             stripped = text.strip()
             if not stripped or stripped.startswith("#"):
                 continue
-            try:
-                data = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                problems.append(CaseProblem(where, number, "", f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            data, problem = parse_json_line(stripped)
+            if problem is not None:
+                problems.append(CaseProblem(where, number, "", problem))
                 continue
             if not isinstance(data, dict):
                 problems.append(CaseProblem(where, number, "", "a line must be a JSON object"))

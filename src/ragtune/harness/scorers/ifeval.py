@@ -29,6 +29,36 @@ from ragtune.harness.scorers.base import ScoringSettings
 _LOCK = threading.Lock()
 _SEEDS = (0, 1, 2)
 UNTRAINED_PUNKT_NOTE = "sentences split by NLTK's untrained Punkt (the punkt_tab model is not installed)"
+# IFEval's instruction ids (google-research instruction_following_eval/instructions_registry.py, unchanged since its
+# release): case files are checked against these when if-verifiable is not installed, so that a typo is still
+# caught by `ragtune cases validate`; when it is installed, its registry is the truth.
+IFEVAL_INSTRUCTION_IDS = (
+    "change_case:capital_word_frequency",
+    "change_case:english_capital",
+    "change_case:english_lowercase",
+    "combination:repeat_prompt",
+    "combination:two_responses",
+    "detectable_content:number_placeholders",
+    "detectable_content:postscript",
+    "detectable_format:constrained_response",
+    "detectable_format:json_format",
+    "detectable_format:multiple_sections",
+    "detectable_format:number_bullet_lists",
+    "detectable_format:number_highlighted_sections",
+    "detectable_format:title",
+    "keywords:existence",
+    "keywords:forbidden_words",
+    "keywords:frequency",
+    "keywords:letter_frequency",
+    "language:response_language",
+    "length_constraints:nth_paragraph_first_word",
+    "length_constraints:number_paragraphs",
+    "length_constraints:number_sentences",
+    "length_constraints:number_words",
+    "punctuation:no_comma",
+    "startend:end_checker",
+    "startend:quotation",
+)
 
 
 @dataclass
@@ -54,6 +84,20 @@ def punkt_installed() -> bool:
     except LookupError:
         return False
     return True
+
+
+@lru_cache(maxsize=1)
+def known_instruction_ids() -> tuple[str, ...]:
+    """The instruction ids IFEval checks: if-verifiable's registry, else IFEval's published list.
+
+    Importing the registry takes about two seconds (it loads NLTK and langdetect), so it is only asked for when a
+    case file holds IFEval rules.
+    """
+    try:
+        from if_verifiable.ifeval.instructions_registry import INSTRUCTION_DICT
+    except ImportError:
+        return IFEVAL_INSTRUCTION_IDS
+    return tuple(sorted(INSTRUCTION_DICT))
 
 
 class _UntrainedPunkt:
