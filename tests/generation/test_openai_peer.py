@@ -40,7 +40,8 @@ class Peer:
 def start_llama_server(*extra: str, timeout: float = 60.0) -> Peer:
     port = free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--model_alias", "smollm2",
+        # llama_cpp.server itself, with ragtune's guard against llama.cpp's AMX crash (generation/llama_amx.py)
+        sys.executable, "-m", "ragtune.generation.llama_amx", "--model", str(smollm2_gguf()), "--model_alias", "smollm2",
         "--host", "127.0.0.1", "--port", str(port), "--n_threads", "2", *extra,
     ]  # fmt: skip
     # a file, not a pipe: llama.cpp logs a lot at start-up, and a full pipe would stall the server

@@ -376,13 +376,16 @@ class LlamaCppGenerator:
                     ) from None
                 if not self.gguf.is_file():
                     raise ModelError(f"{self.gguf}: GGUF file not found; fix [generator] model")
-                self._llm = Llama(
-                    model_path=str(self.gguf),
-                    n_ctx=self.settings.context_window or 8192,
-                    seed=self.settings.seed,
-                    n_threads=os.cpu_count() or 1,
-                    verbose=False,
-                )
+                from ragtune.generation.llama_amx import guarded
+
+                with guarded():  # llama.cpp's AMX kernels crash on some CPUs (see llama_amx.py)
+                    self._llm = Llama(
+                        model_path=str(self.gguf),
+                        n_ctx=self.settings.context_window or 8192,
+                        seed=self.settings.seed,
+                        n_threads=os.cpu_count() or 1,
+                        verbose=False,
+                    )
         return self._llm
 
     @property
