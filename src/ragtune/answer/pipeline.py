@@ -190,7 +190,7 @@ class Answerer:
         else:
             text, tokens_in, tokens_out = gen.text, gen.tokens_in, gen.tokens_out
             p.timings["generate"] = round(gen.ms if gen.ms else generate_ms, 3)
-        checked = cite(text, sources, attribute_missing=self.project.config.answer.attribute_citations)
+        checked = cite(text, sources, attribute_missing=self.project.config.answer.attribute_citations, question=q.text)
         p.timings["total"] = _ms(p.started)
         trace = Trace(
             trace_id=uuid.uuid4().hex,
