@@ -3,8 +3,9 @@
 A citation ``[n]`` supports the answer when the sentence(s) carrying the marker have at least
 ``settings.citation_min_support`` of their content terms (the index analyzer's stemmed terms) in the cited chunk
 (its heading included). When ``[n]`` appears in no sentence (the arm kept its citations apart from the text, or
-the sentence holds no content term) the whole answer's terms are used instead; the same share ragtune's own
-attribution uses, so an ``attributed`` citation is held to the rule that made it. Value: citation precision.
+the sentence holds no content term) the whole answer's terms are used instead. ragtune's own attribution asks
+more than this share (ragtune.answer.citations.support), so an ``attributed`` citation
+almost always passes it. Value: citation precision.
 """
 
 from __future__ import annotations
