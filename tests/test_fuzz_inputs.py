@@ -8,6 +8,7 @@ a few go through the real CLI.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ragtune.errors import ConfigError, HarnessError
 from ragtune.harness.cases import case_line, load_cases, validate_cases
 from ragtune.harness.interop import IMPORTERS
 from ragtune.project import Project, init_project
+from tests.reliability.conftest import record
 
 # Fast and repeatable: no example database written into the checkout, no deadline on a shared CPU.
 # RAGTUNE_FUZZ_SCALE=20 runs twenty times as many examples of each property, for a longer hunt.
@@ -41,6 +43,30 @@ SCALE = float(os.environ.get("RAGTUNE_FUZZ_SCALE", "1"))
 
 def examples(n: int) -> int:
     return max(1, round(n * SCALE))
+
+
+# examples tried and held per property, written to the reliability log once the module is done
+_COUNTS: dict[str, list[int]] = {}
+
+
+def counted(fn: Callable[..., None]) -> Callable[..., None]:
+    """Count each example a property runs, and each that held (returned without failing)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        tally = _COUNTS.setdefault(fn.__name__, [0, 0])
+        tally[0] += 1
+        fn(*args, **kwargs)
+        tally[1] += 1
+
+    return run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _record_counts() -> Iterator[None]:
+    yield
+    for name, (tried, held) in sorted(_COUNTS.items()):
+        record(f"fuzz: {name.removeprefix('test_fuzz_')}", tried, held)
 
 
 FUZZ = settings(
@@ -235,6 +261,7 @@ def read_folder(root: Path, files: list[tuple[str, bytes]]) -> tuple[ReadResult,
 
 @settings(FUZZ, max_examples=examples(60))
 @given(files=folders)
+@counted
 def test_fuzz_read(files: list[tuple[str, bytes]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         read_folder(Path(tmp), files)
@@ -242,6 +269,7 @@ def test_fuzz_read(files: list[tuple[str, bytes]]) -> None:
 
 @settings(FUZZ, max_examples=examples(30))
 @given(files=folders)
+@counted
 def test_fuzz_ingest(embedder: Any, files: list[tuple[str, bytes]]) -> None:
     with fresh_project(embedder) as project:
         read, paths = read_folder(project.root, files)
@@ -298,6 +326,7 @@ def case_file(tmp: Path, lines: list[str]) -> Path:
 
 @FUZZ
 @given(lines=st.lists(json_line(case_fields) | st.just("# a comment"), min_size=1, max_size=8))
+@counted
 def test_fuzz_case_files(lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = case_file(Path(tmp), lines)
@@ -361,6 +390,7 @@ def import_file(draw: st.DrawFn) -> tuple[str, bytes]:
 
 @FUZZ
 @given(fmt=st.sampled_from(sorted(IMPORTERS)), data=import_file())
+@counted
 def test_fuzz_importers(fmt: str, data: tuple[str, bytes]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"set{data[0]}"
@@ -407,6 +437,7 @@ def toml_text(draw: st.DrawFn) -> str:
 
 @FUZZ
 @given(body=toml_text())
+@counted
 def test_fuzz_ragtune_toml(body: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ragtune.toml"
@@ -462,6 +493,7 @@ def ragtune(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.integration
 @settings(FUZZ, max_examples=examples(3), phases=[Phase.generate])  # a failing CLI example is not shrunk: slow
 @given(files=folders, lines=st.lists(json_line(case_fields), min_size=1, max_size=6))
+@counted
 def test_fuzz_cli_ingest_and_validate(files: list[tuple[str, bytes]], lines: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "proj"
