@@ -47,7 +47,8 @@ def validate_cmd(path: Path, as_json: bool) -> None:
             sys.exit(1)
         for problem in err.problems:
             click.echo(str(problem), err=True)
-        raise
+        click.echo(f"error: {err}", err=True)  # the summary once; the problems are above, not printed again
+        sys.exit(1)
     formats = Counter(case.format.kind for case in cases if case.format is not None)
     if as_json:
         emit_json({"file": str(path), "ok": True, "cases": len(cases), "formats": dict(formats), "problems": []})
