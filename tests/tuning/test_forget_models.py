@@ -4,7 +4,6 @@ and an unfinished training run on the changed data set loses its checkpoints."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -96,7 +96,7 @@ def test_a_document_restricted_after_training_restricts_the_model(corpus: Any, t
 
 def test_the_server_hides_restricted_fine_tunes(
     corpus: Any,
-    tiny_base: Path,
+    tiny_base: Path,  # noqa: F811
     serve: Callable[..., Live],  # noqa: F811
 ) -> None:
     build_dataset(corpus, "fin", traces=True, eval_cases=[], allow_groups=["finance"])
