@@ -7,10 +7,26 @@ stderr and an exit code; ``RAGTUNE_DEBUG=1`` shows the traceback instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import Any
 
-if TYPE_CHECKING:  # only for the annotation: errors.py must import nothing of ragtune at run time
-    from ragtune.harness.cases import CaseProblem
+
+@dataclass(frozen=True)
+class CaseProblem:
+    """One problem on one line of an input file (a case file, a chat JSONL); ``str()`` is what the CLI prints.
+
+    It lives here, with the errors that carry it, so that errors.py imports nothing of ragtune."""
+
+    path: str
+    line: int
+    field: str  # dotted path such as "format.regex" or "answers[2]"; "" when the problem is the line as a whole
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: " + (f"{self.field}: " if self.field else "") + self.problem
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class RagtuneError(Exception):

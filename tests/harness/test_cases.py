@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from ragtune.errors import HarnessError
-from ragtune.harness.cases import CaseProblem, case_json_schema, case_line, load_cases, main, validate_cases
+from ragtune.errors import CaseProblem, HarnessError
+from ragtune.harness.cases import case_json_schema, case_line, load_cases, main, validate_cases
 from ragtune.harness.model import Case
 
 ROOT = Path(__file__).resolve().parents[2]

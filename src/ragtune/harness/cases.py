@@ -14,7 +14,6 @@ import errno
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from ragtune.corpus.loaders import (
     parse_json_line,
     shown_key,
 )
-from ragtune.errors import HarnessError
+from ragtune.errors import CaseProblem, HarnessError
 from ragtune.harness.model import Case, FormatSpec, IfevalSpec
 
 # The model that owns each nested object, to list the allowed fields when a line has an unknown one.
@@ -50,22 +49,6 @@ _EXPECTED = {
     "date_type": "a date string YYYY-MM-DD",
     "bool_type": "true or false",
 }
-
-
-@dataclass(frozen=True)
-class CaseProblem:
-    """One problem on one line of a case file; ``str()`` is what the CLI prints."""
-
-    path: str
-    line: int
-    field: str  # dotted path such as "format.regex" or "answers[2]"; "" when the problem is the line as a whole
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: " + (f"{self.field}: " if self.field else "") + self.problem
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def load_cases(path: Path) -> list[Case]:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragtune.config import TuningSection
-from ragtune.errors import TuningError
-from ragtune.harness.cases import CaseProblem, load_cases
+from ragtune.errors import CaseProblem, TuningError
+from ragtune.harness.cases import load_cases
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
 from ragtune.tuning import pii as pii_scan

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from ragtune.corpus.loaders import parse_json_line
-from ragtune.errors import HarnessError, TuningError
-from ragtune.harness.cases import CaseProblem, explain_error, iter_lines, load_cases
+from ragtune.errors import CaseProblem, HarnessError, TuningError
+from ragtune.harness.cases import explain_error, iter_lines, load_cases
 from ragtune.store.db import Store
 
 Messages = list[dict[str, str]]
