@@ -8,17 +8,26 @@ It is kept off by default: docs/benchmarks.md records whether it helps on the SQ
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from ragtune.errors import RetrievalError
+from ragtune.index.embedder import Embedder
+from ragtune.index.index import Index
 
-if TYPE_CHECKING:
-    from ragtune.retrieval.search import Retriever
 
-Reranker = Callable[["Retriever", str, np.ndarray, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+class Candidates(Protocol):
+    """What a reranker reads: the embedder, the index, and the texts of candidate chunks (a Retriever is one)."""
+
+    embedder: Embedder
+    index: Index
+
+    def chunk_texts(self, positions: Sequence[int]) -> list[str]: ...
+
+
+Reranker = Callable[[Candidates, str, np.ndarray, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 _RERANKERS: dict[str, Reranker] = {}
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -40,7 +49,7 @@ def get_reranker(name: str) -> Reranker:
 
 @register_reranker("sentence-maxsim")
 def sentence_maxsim(
-    retriever: Retriever, query: str, positions: np.ndarray, query_vector: np.ndarray | None
+    retriever: Candidates, query: str, positions: np.ndarray, query_vector: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     if len(positions) == 0:
         return positions, np.zeros(0)
