@@ -18,7 +18,8 @@ import pytest
 from ragtune.config import EmbedderSection, GeneratorSection
 from ragtune.errors import ModelError
 from ragtune.generation.local import smollm2_gguf
-from ragtune.generation.openai_backend import OpenAIEmbedder, OpenAIGenerator
+from ragtune.generation.openai_backend import OpenAIGenerator
+from ragtune.index.openai_embedder import OpenAIEmbedder
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

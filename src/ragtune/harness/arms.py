@@ -264,7 +264,7 @@ class EndpointArm:
         return output.tokens_in / 1000 * s.price_in_per_1k + output.tokens_out / 1000 * s.price_out_per_1k
 
     def answer(self, cases: Sequence[Case]) -> list[Output]:
-        from ragtune.generation.openai_backend import make_client
+        from ragtune.openai_client import make_client
 
         s = self.settings
         if self._client is None:
@@ -273,7 +273,7 @@ class EndpointArm:
             return list(pool.map(self._one, cases))
 
     def _one(self, case: Case) -> Output:
-        from ragtune.generation.openai_backend import call
+        from ragtune.openai_client import call
 
         s = self.settings
         t0 = time.perf_counter()

@@ -48,7 +48,7 @@ def register_embedder(
 
 
 def make_embedder(section: EmbedderSection) -> Embedder:
-    from ragtune.generation import openai_backend  # noqa: F401  (registers the 'openai' embedder)
+    from ragtune.index import openai_embedder  # noqa: F401  (registers the 'openai' embedder)
 
     try:
         factory = _REGISTRY[section.backend]
