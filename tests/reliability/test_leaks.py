@@ -16,6 +16,7 @@ from ragtune.corpus.ingest import ingest_paths
 from ragtune.corpus.loaders import Defaults
 from ragtune.generation import base
 from ragtune.generation.base import Generation, Message
+from ragtune.plugins import load_backends
 from ragtune.project import Project
 from ragtune.tuning import build_dataset, load_dataset
 from ragtune.tuning.registry import promote, register_version
@@ -114,7 +115,9 @@ def world(project: Project, docs: Path, tiny_base: Path, monkeypatch: pytest.Mon
         groups = next(g for rel, g, _ in DOCS if rel.startswith(folder))
         assert ingest_paths(project, [docs / folder], Defaults(groups=groups)).ok
     project.__dict__["generator"] = Parrot()
-    # the CLI opens its own project: it builds the packaged model's backend, which here is the parrot too
+    # the CLI opens its own project: it builds the packaged model's backend, which here is the parrot too (the
+    # built-in backends load first, so that their own registration cannot replace it later)
+    load_backends()
     monkeypatch.setitem(base._REGISTRY, "smollm2", lambda section: Parrot())
     return project
 

@@ -126,7 +126,7 @@ class Answerer:
         ``groups`` may use it: a version trained on restricted documents is refused as unknown), else the
         project's."""
         if self._generator is None and pipeline_arm(arm) != arm:
-            from ragtune.tuning.registry import tuned_generator
+            from ragtune.generation.base import tuned_generator
 
             return tuned_generator(self.project, arm.partition(":")[2], caller_groups=groups)
         return self.generator

@@ -72,15 +72,16 @@ class ForgetContext:
 ForgetHook = Callable[[ForgetContext], None]
 
 # Run in order inside the forget's transaction, after the document rows are deleted and before the receipt is
-# stored. The built-in data set hook registers when ragtune.tuning is imported, so a hook defined in a module that
-# imports ragtune.tuning runs after it: it then finds each changed data set's name and old digest (what a model
-# version records) in receipt.sections["datasets"], the data set rows being already rewritten.
+# stored. Plugins register them (ragtune/plugins.py) in a declared order: the data set hook first, so that later
+# hooks find each changed data set's name and old digest (what a model version records) in
+# receipt.sections["datasets"], the data set rows being already rewritten.
 FORGET_HOOKS: list[ForgetHook] = []
 
 
 def _load_builtin_hooks() -> None:
-    import ragtune.harness.runs
-    import ragtune.tuning  # noqa: F401  (registers the data set hooks, then the model hooks)
+    from ragtune.plugins import load_plugins
+
+    load_plugins()  # the data set, model and run hooks, in their declared order (see ragtune/plugins.py)
 
 
 def forget(project: Project, doc_ids: list[str] | None = None, source: str | None = None) -> Receipt:

@@ -21,7 +21,7 @@ from ragtune.project import Project
 
 LineageHook = Callable[[Project, str, dict[str, Any]], None]
 
-# Run in order by document_lineage; the built-in data set hook registers when ragtune.tuning is imported.
+# Run in order by document_lineage; plugins register them (ragtune/plugins.py), the data set hook first.
 LINEAGE_HOOKS: list[LineageHook] = []
 
 RECENT_TRACES = 10
@@ -29,7 +29,9 @@ RECENT_TRACES = 10
 
 def document_lineage(project: Project, doc_id: str) -> dict[str, Any]:
     """Everything ragtune knows was made from ``doc_id``, including the receipts that forgot it."""
-    import ragtune.tuning  # noqa: F401  (registers the data set hooks)
+    from ragtune.plugins import load_plugins
+
+    load_plugins()  # the data set and model hooks (ragtune/plugins.py)
 
     db = project.store.db
     doc = db.execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()

@@ -72,7 +72,9 @@ def register_generator(
 
 def make_generator(section: GeneratorSection) -> Generator:
     """Build the configured generator. Building is cheap: weights load on the first generate or count."""
-    from ragtune.generation import local, openai_backend  # noqa: F401  (built-ins register on import)
+    from ragtune.plugins import load_backends
+
+    load_backends()  # the built-in backends register as an extension's would (ragtune/plugins.py)
 
     try:
         factory = _REGISTRY[section.backend]
@@ -81,6 +83,29 @@ def make_generator(section: GeneratorSection) -> Generator:
             f"unknown generator backend {section.backend!r}; known: {', '.join(sorted(_REGISTRY))}"
         ) from None
     return factory(section)
+
+
+TunedResolver = Callable[[Any, str, "Sequence[str] | None"], "Generator"]
+"""``(project, ref, caller_groups) -> Generator``: the model version ``ref`` (v3, or an alias) as a generator;
+``caller_groups`` None is the project's operator. The model registry registers it (see ragtune/plugins.py)."""
+_TUNED: list[TunedResolver] = []
+
+
+def register_tuned(resolver: TunedResolver) -> TunedResolver:
+    """Make ``resolver`` the one that answers ``adapter:REF`` and ``hybrid:REF`` arms (the last registered wins)."""
+    _TUNED[:] = [resolver]
+    return resolver
+
+
+def tuned_generator(project: Any, ref: str, caller_groups: Sequence[str] | None = None) -> Generator:
+    """The fine-tuned model ``ref`` as a generator, through the registered resolver; answering never imports the
+    registry itself."""
+    from ragtune.plugins import load_plugins
+
+    load_plugins()
+    if not _TUNED:
+        raise ModelError(f"no plugin serves fine-tuned models, so {ref!r} cannot be used; is ragtune.tuning installed?")
+    return _TUNED[0](project, ref, caller_groups)
 
 
 def check_window(generator: Generator, tokens_in: int, max_new_tokens: int) -> None:

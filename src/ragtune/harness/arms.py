@@ -316,7 +316,7 @@ register_arm("endpoint:")(EndpointArm)
 def _tuned(name: str, project: Project) -> Arm:
     """``adapter:REF`` is closed-book and ``hybrid:REF`` is rag, both answered by the model version REF (a version
     such as v3, or an alias such as production) from the registry."""
-    from ragtune.tuning.registry import tuned_generator
+    from ragtune.generation.base import tuned_generator
 
     family, _, ref = name.partition(":")
     generator = tuned_generator(project, ref)  # resolves REF now: an unknown version fails before any work

@@ -48,7 +48,9 @@ def register_embedder(
 
 
 def make_embedder(section: EmbedderSection) -> Embedder:
-    from ragtune.index import openai_embedder  # noqa: F401  (registers the 'openai' embedder)
+    from ragtune.plugins import load_backends
+
+    load_backends()  # registers the 'openai' embedder, and any installed backend (ragtune/plugins.py)
 
     try:
         factory = _REGISTRY[section.backend]

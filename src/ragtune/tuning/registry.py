@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.corpus.lineage import LINEAGE_HOOKS
 from ragtune.errors import ModelAccessError, TuningError
+from ragtune.generation.base import register_tuned
 from ragtune.store.db import Store, utcnow
 from ragtune.tuning.data import dataset_documents, groups_needed, may_use
 
@@ -466,3 +467,5 @@ def model_lineage(project: Project, doc_id: str, out: dict[str, Any]) -> None:
 
 FORGET_HOOKS.append(taint_models)
 LINEAGE_HOOKS.append(model_lineage)
+
+register_tuned(tuned_generator)
