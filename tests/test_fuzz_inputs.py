@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from ragtune.errors import ConfigError, HarnessError
 from ragtune.harness.cases import case_line, load_cases, validate_cases
 from ragtune.harness.interop import IMPORTERS
 from ragtune.project import Project, init_project
+from tests.conftest import no_hang
 from tests.reliability.conftest import record
 
 # Fast and repeatable: no example database written into the checkout, no deadline on a shared CPU.
@@ -209,22 +209,6 @@ def names_a_file(where: str, paths: list[Path]) -> bool:
             lines = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")  # as ingest reads
             return 1 <= int(match.group(1)) <= len(lines)
     return False
-
-
-@contextmanager
-def no_hang(seconds: int = 20) -> Iterator[None]:
-    """Fail the test instead of hanging it (a FIFO opened for reading blocks until a writer comes)."""
-
-    def fire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still reading after {seconds} s: the read blocked")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @contextmanager

@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,26 +21,10 @@ from ragtune.corpus.ingest import ingest_documents
 from ragtune.corpus.loaders import MAX_ID_CHARS, Defaults, ReadResult, html_to_text, read_paths
 from ragtune.corpus.model import RawDocument, Rights
 from ragtune.project import Project
-from tests.conftest import write
+from tests.conftest import no_hang, write
 
 GOOD = "# Good\n\nThis file is fine and must be stored whatever its neighbours hold."
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
-
-
-@contextmanager
-def no_hang(seconds: int = 20) -> Iterator[None]:
-    """Fail the test instead of hanging it (a FIFO opened for reading blocks until a writer comes)."""
-
-    def fire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still reading after {seconds} s: the read blocked")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def read(paths: list[Path], root: Path, max_bytes: int = 10_000_000) -> ReadResult:

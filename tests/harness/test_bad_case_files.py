@@ -7,11 +7,8 @@ import builtins
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +18,9 @@ from ragtune.errors import HarnessError
 from ragtune.harness.cases import load_cases, validate_cases
 from ragtune.harness.interop import import_ifeval, import_ragas
 from ragtune.harness.scorers import ifeval as ifeval_scorer
-from tests.conftest import write
+from tests.conftest import no_hang, write
 
 GOOD = '{"id": "good", "question": "What is the Pro plan\'s rate limit?", "answers": ["600 requests per minute"]}'
-
-
-@contextmanager
-def no_hang(seconds: int = 20) -> Iterator[None]:
-    """Fail the test instead of hanging it (a FIFO opened for reading blocks until a writer comes)."""
-
-    def fire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still reading after {seconds} s: the read blocked")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def nested_schema(levels: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ragtune.tuning.registry import promote, register_version
 from tests.conftest import write
 from tests.reliability.conftest import record
 from tests.server.conftest import (
+    EchoGenerator,
     Live,
     configure,
     serve,  # noqa: F401  (fixture)
@@ -69,20 +70,13 @@ ENV = {
 }
 
 
-class Parrot:
+class Parrot(EchoGenerator):
     """Answers with its whole prompt: whatever text reached the model is in the answer."""
 
     name = "parrot"
-    context_window = 8192
 
     def identity(self) -> dict[str, str]:
         return {"backend": "parrot", "model": "parrot"}
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def count_prompt(self, messages: Sequence[Message]) -> int:
-        return sum(self.count_tokens(m["content"]) for m in messages)
 
     def generate(
         self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False

@@ -10,7 +10,7 @@ import click
 
 from ragtune.cli.common import console, emit_json, err_console, json_option, open_project, progress_bar, project_option
 from ragtune.corpus.forget import forget, list_receipts
-from ragtune.corpus.ingest import ingest_paths
+from ragtune.corpus.ingest import describe_right, ingest_paths
 from ragtune.corpus.loaders import Defaults
 from ragtune.corpus.model import parse_groups, parse_when
 from ragtune.errors import CorpusError
@@ -95,7 +95,8 @@ def ingest_cmd(
             err_console.print(f"[red]error[/red]: {err['message']}", markup=True, highlight=False)
         for entry in report.rights_changed:
             changes = "; ".join(
-                f"{k} {_show(k, v['old'])} -> {_show(k, v['new'])}" for k, v in entry["changes"].items()
+                f"{k} {describe_right(k, v['old'])} -> {describe_right(k, v['new'])}"
+                for k, v in entry["changes"].items()
             )
             console.print(f"rights changed: {entry['doc_id']}: {changes}")
         console.print(
@@ -107,14 +108,6 @@ def ingest_cmd(
         )
     if not report.ok:
         sys.exit(1)
-
-
-def _show(field_name: str, value: object) -> str:
-    if field_name == "groups":
-        return ",".join(value) if isinstance(value, list) and value else "public"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return "-" if value is None else str(value)
 
 
 @click.command("forget")

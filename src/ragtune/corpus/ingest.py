@@ -122,7 +122,7 @@ def resolve_rights(
     loosened = [f for f in changes if loosens(f, old[f], new[f], default_license)]
     error = None
     if loosened and not rights_change:
-        what = "; ".join(f"{f} {_word(f, old[f])} -> {_word(f, new[f])}" for f in loosened)
+        what = "; ".join(f"{f} {describe_right(f, old[f])} -> {describe_right(f, new[f])}" for f in loosened)
         error = IngestError(
             doc.where,
             f"{doc.doc_id}: would loosen its rights ({what}); its stored rights are kept",
@@ -138,12 +138,13 @@ def _show(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _word(field_name: str, value: Any) -> str:
+def describe_right(field_name: str, value: Any) -> str:
+    """A right's value in words, as messages and the ingest summary show it: groups as a,b or public."""
     if field_name == "groups":
         return ",".join(value) or "public"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return "-" if value is None else str(value)
 
 
 def ingest_paths(
