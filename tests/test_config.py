@@ -105,3 +105,12 @@ def test_endpoint_and_prompt_tables_round_trip() -> None:
     assert parse_config(tomllib.loads(render_template(config))) == config
     with pytest.raises(ConfigError, match=r"endpoints\.prod\.model"):
         parse_config({"endpoints": {"prod": {"base_url": "http://x"}}})
+
+
+@pytest.mark.parametrize("key", ["\n", "a'b", "x" * 500, ""])
+def test_an_odd_unknown_key_is_quoted_on_one_short_line(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"corpus": {key: 0}})
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300, message
+    assert message.startswith("ragtune.toml: unknown key 'corpus.\"")

@@ -6,7 +6,9 @@ creates and the configuration reference in docs/configuration.md, so the three c
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
 import sys
 import tomllib
@@ -431,8 +433,18 @@ class Config(_Section):
     )
 
 
+def _key_part(part: Any) -> str:
+    """One part of a dotted key as TOML would write it: bare when it can be, else quoted and escaped, so that a key
+    holding a newline or a quote cannot break the one-line error; cut short like a value."""
+    text = str(part)
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,80}", text):
+        return text
+    quoted = json.dumps(text)
+    return quoted if len(quoted) <= 80 else quoted[:76] + '..."'
+
+
 def _describe_error(err: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in err["loc"])
+    key = ".".join(_key_part(part) for part in err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
         section = _section_for(err["loc"][:-1])
