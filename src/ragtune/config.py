@@ -225,6 +225,13 @@ class EvalSection(_Section):
         default_factory=lambda: ["closed-book", "rag", "oracle"], description="Arms run when --arms is not given."
     )
     batch_size: int = Field(32, ge=1, le=4096, description="Cases sent to an arm at once (one generation batch).")
+    latency_sample: int = Field(
+        5,
+        ge=0,
+        le=100_000,
+        description="Cases per arm answered one at a time and timed, spread over the case file: the arm's "
+        "p50/p95/p99 and the SLA check come from them (an endpoint arm times every request). 0 times none.",
+    )
     scorers: list[str] = Field(
         default_factory=lambda: ["accuracy", "content.f1", "staleness", "citations.support", "format", "retrieval"],
         description="Scorers run on every output (content.judge and content.similarity need a model: add them "

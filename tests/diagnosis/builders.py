@@ -90,7 +90,7 @@ def write_run(
             out = Output(case.id, arm, "" if a.error else answer, chunks=a.chunks, variants=a.variants,
                          latency_ms=a.latency_ms, tokens_in=10, tokens_out=5, error=a.error)  # fmt: skip
             scores = score_output(case, out, ctx, scorers) + variant_scores(case, out, ctx, scorers)
-            store_result(store, name, position, out, scores, 0.01, a.cost)
+            store_result(store, name, position, out, scores, 0.01, a.cost, request_ms=a.latency_ms)
     with store.transaction() as db:
         db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(precise=True), name))
     return path

@@ -64,7 +64,7 @@ def test_failure_labels(scores: list[Score], label: str) -> None:
 def _result(acc: float | None, latency: float, error: str | None = None) -> dict[str, object]:
     scores = {} if acc is None else {"accuracy": ("scored", acc)}
     return {"scores": scores, "label": "unscored" if acc is None else ("correct" if acc else "wrong"), "error": error,
-            "latency_ms": latency, "tokens_in": 10, "tokens_out": 5, "cost_usd": 0.001, "cpu_s": 0.5}  # fmt: skip
+            "latency_ms": latency / 4, "request_ms": latency, "tokens_in": 10, "tokens_out": 5, "cost_usd": 0.001, "cpu_s": 0.5}  # fmt: skip
 
 
 def test_unscored_cases_are_counted_not_averaged_and_targets_apply() -> None:
@@ -74,6 +74,8 @@ def test_unscored_cases_are_counted_not_averaged_and_targets_apply() -> None:
     assert (s["n"], s["cases"], s["unscored"], s["errors"]) == (3, 4, 1, 1)
     assert s["accuracy"]["value"] == pytest.approx(2 / 3)
     assert s["p95_ms"] == pytest.approx(np.percentile([100, 200, 300], 95))  # the failed call has no latency
+    assert s["latency_n"] == 3 and s["p99_ms"] == pytest.approx(np.percentile([100, 200, 300], 99))
+    assert s["throughput"]["answers_per_s"] == pytest.approx(3 / 0.150)  # three answers over their batch shares
     assert s["cost_per_1k"] == pytest.approx(1.0) and s["tokens_per_1k"] == pytest.approx(15000)
     assert s["format_ok"] == {"value": None, "n": 0}
     assert s["targets"]["accuracy"] == {"min": 0.8, "value": pytest.approx(2 / 3), "met": False}

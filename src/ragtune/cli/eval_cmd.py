@@ -30,9 +30,15 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"errors {s['errors']})  format {_pct(s['format_ok']['value'])}  "
             f"citations {_pct(s['citation_precision']['value'])}  stale {_pct(s['staleness_rate']['value'])}"
         )
+        tp = s.get("throughput") or {}
         console.print(
-            f"  {'':<14} p50 {_num(s['p50_ms'], ' ms')}  p95 {_num(s['p95_ms'], ' ms')}  "
+            f"  {'':<14} per request (timed alone, n={s.get('latency_n', 0)}): p50 {_num(s['p50_ms'], ' ms')}  "
+            f"p95 {_num(s['p95_ms'], ' ms')}  p99 {_num(s.get('p99_ms'), ' ms')}  "
             f"tokens/1k {_num(s['tokens_per_1k'])}  cost/1k ${s['cost_per_1k'] or 0:.4f}"
+        )
+        console.print(
+            f"  {'':<14} batch throughput: {_num(tp.get('answers_per_s'))} answers/s, "
+            f"{_num(tp.get('tokens_out_per_s'))} tokens/s"
         )
         for name, t in s["targets"].items():
             bound = t.get("min", t.get("max"))
@@ -203,7 +209,7 @@ def check_cmd(
     """Exit 1 with one line per unmet condition, for CI; without --min/--max, the [targets] of ragtune.toml.
 
     Metrics: accuracy, accuracy_ci_low, accuracy_ci_high, format_ok, citation_precision, staleness_rate, p50_ms,
-    p95_ms, cost_per_1k, tokens_per_1k, n, unscored, errors.
+    p95_ms, p99_ms, cost_per_1k, tokens_per_1k, n, unscored, errors.
     """
     from ragtune.harness.runs import summarize_run
     from ragtune.harness.summary import target_conditions, unmet

@@ -180,9 +180,9 @@ class Attributor:
     def _operations(self, base: dict[str, Any], p: ArmResult) -> Attribution | None:
         targets, summary = self.config.targets, self.summaries.get(self.primary, {})
         p95, cost_1k = summary.get("p95_ms"), summary.get("cost_per_1k")
-        if targets.p95_ms > 0 and p95 is not None and p95 > targets.p95_ms and p.latency_ms > targets.p95_ms:
+        if targets.p95_ms > 0 and p95 is not None and p95 > targets.p95_ms and (p.latency_ms or 0) > targets.p95_ms:
             why = (f"{self.primary}'s p95 latency is {p95:,.0f} ms against a target of {targets.p95_ms:,.0f} ms, and "
-                   f"this answer took {p.latency_ms:,.0f} ms")  # fmt: skip
+                   f"this answer took {p.latency_ms or 0:,.0f} ms when timed alone")  # fmt: skip
             nxt = (f"a smaller context ([answer] context_tokens = {self.config.answer.context_tokens}, sources = "
                    f"{self.config.answer.sources}), a faster arm or caching; then {self.eval_cmd(self.primary, 'fast')}")  # fmt: skip
             return self._make(base, "operations", "latency", why, nxt, latency_ms=p.latency_ms, p95_ms=p95,

@@ -39,7 +39,8 @@ class ArmResult:
     position: int
     answer: str
     error: str | None
-    latency_ms: float
+    latency_ms: float | None
+    """What the request waited for when it was timed alone; None when it was answered in a batch."""
     cost_usd: float
     label: str
     chunks: list[dict[str, Any]] = field(default_factory=list)
@@ -101,7 +102,7 @@ def load_run_data(store: Store, run: str, root: Path | None = None) -> RunData:
         )
     results: dict[str, dict[str, ArmResult]] = {}
     rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, latency_ms, cost_usd, label, output FROM run_results "
+        "SELECT arm, case_id, position, answer, error, request_ms, cost_usd, label, output FROM run_results "
         "WHERE run = ? ORDER BY position",
         (run,),
     )
@@ -113,7 +114,7 @@ def load_run_data(store: Store, run: str, root: Path | None = None) -> RunData:
             position=row["position"],
             answer=row["answer"],
             error=row["error"],
-            latency_ms=row["latency_ms"],
+            latency_ms=row["request_ms"],
             cost_usd=row["cost_usd"],
             label=row["label"],
             chunks=list(extra.get("chunks") or []),

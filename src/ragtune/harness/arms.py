@@ -242,6 +242,9 @@ register_arm("prompts")(PromptsArm)
 class EndpointArm:
     """The question sent as-is to ``[endpoints.NAME]``; ragtune-style ``citations`` in the reply are kept."""
 
+    times_each_request = True
+    """Each request's wall time under the configured concurrency is its latency: no case is timed alone."""
+
     def __init__(self, name: str, project: Project) -> None:
         self.name = name
         key = name.partition(":")[2]

@@ -25,6 +25,11 @@ Side = tuple[str, str]
 _PAIRED = {"accuracy": ACCURACY, "format_ok": FORMAT, "citation_precision": CITATIONS, "not_stale": STALENESS}
 
 
+
+def _timed(result: dict[str, Any]) -> bool:
+    """Answered and timed alone: only such results carry what one request waited for."""
+    return not result["error"] and result.get("request_ms") is not None
+
 def _side(store: Store, side: Side) -> dict[str, dict[str, Any]]:
     run, arm = side
     info = load_run(store, run)
@@ -60,8 +65,8 @@ def compare_arms(store: Store, a: Side, b: Side, *, resamples: int = 2000, seed:
             "n": len(pairs),
         }
     for q in (50, 95):
-        la = percentile([left[c]["latency_ms"] for c in common if not left[c]["error"]], q)
-        lb = percentile([right[c]["latency_ms"] for c in common if not right[c]["error"]], q)
+        la = percentile([left[c]["request_ms"] for c in common if _timed(left[c])], q)
+        lb = percentile([right[c]["request_ms"] for c in common if _timed(right[c])], q)
         metrics[f"p{q}_ms"] = {"a": la, "b": lb, "delta": None if la is None or lb is None else round(lb - la, 3)}
     matrix = {x: dict.fromkeys(LABELS, 0) for x in LABELS}
     moved = []

@@ -107,6 +107,8 @@ class Output:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     variants: dict[str, str] = field(default_factory=dict)
     latency_ms: float = 0.0
+    """What the arm measured for this answer; the harness stores its own figures (the batch share, and the request
+    time of a case timed alone)."""
     tokens_in: int = 0
     tokens_out: int = 0
     trace_id: str | None = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.errors import HarnessError
-from ragtune.harness.arms import make_arm
+from ragtune.harness.arms import Arm, make_arm
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers import SCORERS, ScoringContext, score_output
@@ -207,9 +207,13 @@ def store_result(
     cpu_s: float,
     cost: float,
     documents: Sequence[str] = (),
+    *,
+    request_ms: float | None = None,
 ) -> bool:
     """One result and its scores in one transaction; False when it was already stored (another copy won).
-    ``documents`` are what it came from (:func:`result_documents`): forget redacts the result when one goes."""
+    ``documents`` are what it came from (:func:`result_documents`): forget redacts the result when one goes.
+    ``output.latency_ms`` is stored as the batch's share; ``request_ms`` is the request's own time, when it was timed
+    alone (or the arm times every request)."""
     extra = {
         "citations": output.citations,
         "chunks": output.chunks,
@@ -218,8 +222,8 @@ def store_result(
     }
     with store.transaction() as db:
         cur = db.execute(
-            "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, tokens_in, tokens_out, "
-            "cpu_s, cost_usd, label, output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, "
+            "tokens_out, cpu_s, cost_usd, label, output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (run, arm, case_id) DO NOTHING",
             (
                 run,
@@ -229,6 +233,7 @@ def store_result(
                 output.answer,
                 output.error,
                 output.latency_ms,
+                request_ms,
                 output.tokens_in,
                 output.tokens_out,
                 cpu_s,
@@ -364,30 +369,32 @@ def execute_run(
     run_settings = {
         "scorers": settings.scorers,
         "batch_size": settings.batch_size,
+        "latency_sample": settings.latency_sample,
         "judge": ctx.judge.identity() if ctx.judge is not None else None,
         "arms": {a.name: a.identity() for a in arms},
     }
     info = begin_run(store, run_name, cases_path, cases, arm_list, run_settings)
     todo = {a.name: [(i, c) for i, c in enumerate(cases) if c.id not in stored_case_ids(store, run_name, a.name)] for a in arms}  # fmt: skip
     total = sum(len(t) for t in todo.values())
+    timed = set(latency_positions(len(cases), settings.latency_sample))
     for arm in arms:
         pending = todo[arm.name]
-        for start in range(0, len(pending), settings.batch_size):
-            batch = pending[start : start + settings.batch_size]
-            cpu0 = time.process_time()
-            outputs = arm.answer([c for _, c in batch])
-            # process CPU time of the batch (every thread: torch's included), shared evenly by its cases
-            cpu_s = (time.process_time() - cpu0) / len(batch)
-            if len(outputs) != len(batch):
-                raise HarnessError(f"arm {arm.name!r} returned {len(outputs)} outputs for {len(batch)} cases")
-            for (position, case), output in zip(batch, outputs, strict=True):
-                scores = score_output(case, output, ctx, settings.scorers) + variant_scores(
-                    case, output, ctx, settings.scorers
-                )
-                cost = arm.cost_usd(output, cpu_s)
-                store_result(store, run_name, position, output, scores, cpu_s, cost, result_documents(case, output))
+        each = bool(getattr(arm, "times_each_request", False))  # an endpoint: every request is timed as it ran
+        alone = [] if each else [(i, c) for i, c in pending if i in timed]
+        batched = [(i, c) for i, c in pending if each or i not in timed]
+        if alone and not batched and not stored_case_ids(store, run_name, arm.name):
+            # nothing would warm this arm's model before the timed requests: the first is answered untimed, so
+            # that the timed ones are what a request to a warm server waits for
+            batched, alone = alone[:1], alone[1:]
+        for start in range(0, len(batched), settings.batch_size):
+            batch = batched[start : start + settings.batch_size]
+            _answer_batch(project, run_name, arm, batch, ctx, timed_alone=False, per_request=each)
             if progress is not None:
                 progress(len(batch), total)
+        for one in alone:  # after the batches, so that the model is warm
+            _answer_batch(project, run_name, arm, [one], ctx, timed_alone=True, per_request=False)
+            if progress is not None:
+                progress(1, total)
     missing = store.db.execute("SELECT COUNT(*) FROM run_results WHERE run = ?", (run_name,)).fetchone()[0] != len(
         cases
     ) * len(arms)
@@ -399,6 +406,48 @@ def execute_run(
     return load_run(store, run_name)
 
 
+def latency_positions(n: int, k: int) -> list[int]:
+    """The case-file positions timed alone: ``k`` of ``n``, spread evenly from the first to the last (every case
+    when ``k >= n``); the same for a resumed run."""
+    if k <= 0 or n <= 0:
+        return []
+    if k >= n:
+        return list(range(n))
+    if k == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _answer_batch(
+    project: Project,
+    run: str,
+    arm: Arm,
+    batch: Sequence[tuple[int, Case]],
+    ctx: ScoringContext,
+    *,
+    timed_alone: bool,
+    per_request: bool,
+) -> None:
+    """Answer, score and store one batch. Its wall time is shared evenly by its cases as ``latency_ms`` (a throughput
+    figure); a case timed alone also gets it as ``request_ms``, as does every case of an arm that times each request
+    itself (an endpoint under its configured concurrency)."""
+    scorers = project.config.eval.scorers
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outputs = arm.answer([c for _, c in batch])
+    wall_ms = (time.perf_counter() - wall0) * 1000
+    # process CPU time of the batch (every thread: torch's included), shared evenly by its cases
+    cpu_s = (time.process_time() - cpu0) / len(batch)
+    if len(outputs) != len(batch):
+        raise HarnessError(f"arm {arm.name!r} returned {len(outputs)} outputs for {len(batch)} cases")
+    for (position, case), output in zip(batch, outputs, strict=True):
+        scores = score_output(case, output, ctx, scorers) + variant_scores(case, output, ctx, scorers)
+        cost = arm.cost_usd(output, cpu_s)
+        request_ms = round(wall_ms, 3) if timed_alone else (output.latency_ms if per_request else None)
+        output = replace(output, latency_ms=round(wall_ms / len(batch), 3))
+        store_result(project.store, run, position, output, scores, cpu_s, cost, result_documents(case, output),
+                     request_ms=request_ms)  # fmt: skip
+
+
 def load_results(store: Store, run: str) -> dict[str, list[dict[str, Any]]]:
     """Every stored result of a run by arm, in case-file order, each with ``scores``: scorer -> (status, value)."""
     scores: dict[tuple[str, str], dict[str, tuple[str, float | None]]] = {}
@@ -406,8 +455,8 @@ def load_results(store: Store, run: str) -> dict[str, list[dict[str, Any]]]:
         scores.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
     out: dict[str, list[dict[str, Any]]] = {}
     rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, latency_ms, tokens_in, tokens_out, cpu_s, cost_usd, label "
-        "FROM run_results WHERE run = ? ORDER BY position",
+        "SELECT arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, tokens_out, cpu_s, cost_usd, "
+        "label FROM run_results WHERE run = ? ORDER BY position",
         (run,),
     )
     for row in rows:

@@ -24,7 +24,7 @@ class ArmResult:
     answer: str
     label: str
     error: str | None
-    latency_ms: float
+    latency_ms: float | None  # timed alone; None when answered in a batch
     cost_usd: float
     citations: list[dict[str, Any]]
     chunks: list[dict[str, Any]]
@@ -74,7 +74,7 @@ def load_report_data(project: Project, run: str) -> ReportData:
     views: dict[str, CaseView] = {}
     order = {arm: i for i, arm in enumerate(info.arms)}
     rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, latency_ms, cost_usd, label, output FROM run_results "
+        "SELECT arm, case_id, position, answer, error, request_ms, cost_usd, label, output FROM run_results "
         "WHERE run = ? ORDER BY position",
         (run,),
     ).fetchall()
@@ -87,7 +87,7 @@ def load_report_data(project: Project, run: str) -> ReportData:
                 answer=row["answer"],
                 label=row["label"],
                 error=row["error"],
-                latency_ms=row["latency_ms"],
+                latency_ms=row["request_ms"],
                 cost_usd=row["cost_usd"],
                 citations=extra.get("citations") or [],
                 chunks=extra.get("chunks") or [],

@@ -275,4 +275,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE model_versions ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
         """,
     ),
+    (
+        "0008_request_latency",
+        """
+        -- what one request waited for, timed alone on the arm's serving path (NULL: the case was answered in a
+        -- batch and not timed alone); latency_ms is from now on the batch's wall time shared by its cases, a
+        -- throughput figure. Rows stored before hold a batch figure in latency_ms and no request time.
+        ALTER TABLE run_results ADD COLUMN request_ms REAL;
+        """,
+    ),
 ]
