@@ -277,3 +277,12 @@ def test_a_bad_schema_is_reported_with_the_lines_other_problems(tmp_path: Path) 
     line = '{"id": "a", "question": "q", "tags": "x", "format": {"json_schema": {"type": "strin"}}}'
     problems = validate_cases(cases_file(tmp_path, line))
     assert [p.field for p in problems] == ["tags", "format.json_schema.type"]
+
+
+@pytest.mark.parametrize("odd", ["\x85", "\u2028", "\u2029", "\x0b", "\x1c", "\U000dcafd"])
+def test_a_value_with_a_line_breaking_character_stays_on_one_line(tmp_path: Path, odd: str) -> None:
+    path = tmp_path / "cases.jsonl"
+    line = {"id": "c1", "question": "Q?", "answers": ["a"], "as_of": f"2024{odd}01"}
+    path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8", errors="surrogatepass")
+    [problem] = validate_cases(path)
+    assert problem.field == "as_of" and len(str(problem).splitlines()) == 1, str(problem)

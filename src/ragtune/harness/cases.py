@@ -249,11 +249,19 @@ def _json_type(value: object) -> str:
     return "an object"
 
 
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def _show(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except (ValueError, RecursionError):  # nested too deeply, or a number too long to print
         return _json_type(value)
+    # JSON leaves NEL, LINE SEPARATOR and other unprintable characters as they are: escape them, so that a value
+    # cannot break its one-line problem apart
+    text = "".join(c if c.isprintable() else _escaped(c) for c in text)
     return text[:40] + "…" if len(text) > 41 else text
 
 
