@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,9 @@ class TransformersGenerator:
             if self.adapter is not None:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
+                with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing for the user
+                    warnings.filterwarnings("ignore", category=FutureWarning, message=".*gradient_checkpointing")
+                    model = PeftModel.from_pretrained(model, str(self.adapter)).merge_and_unload()
             # transformers wraps .to in a decorator that mypy misreads
             model = model.to(device)  # type: ignore[arg-type]
             model.eval()
@@ -285,6 +288,15 @@ def _prefill_chunks(rows: list[list[int]]) -> list[tuple[int, list[list[int]]]]:
     return chunks
 
 
+def cache_keyword(model: Any) -> str:
+    """The forward keyword that takes a KV cache: ``cache`` from transformers 5.x (``past_key_values`` is deprecated
+    there and goes in 5.40), ``past_key_values`` before. A LoRA-wrapped model is asked through its base model."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 def _greedy(model: Any, rows: list[list[int]], limit: int, stops: set[int]) -> list[list[int]] | None:
     """Greedy decoding of a batch of token-id prompts; the new tokens of each row, its stop token included.
 
@@ -304,7 +316,7 @@ def _greedy(model: Any, rows: list[list[int]], limit: int, stops: set[int]) -> l
     cache: Any = StaticCache(config=model.config, max_cache_len=width + limit)
     if not all(type(layer) is StaticLayer for layer in cache.layers):
         return None
-    device, n = model.device, len(rows)
+    device, n, kw = model.device, len(rows), cache_keyword(model)
     # Row b's prompt sits in cache slots [0, len_b); the slots up to `width` stay masked, and every row's new
     # tokens go to slot width + step. Positions are each row's own, so the gap changes nothing but the mask.
     mask = torch.zeros(n, width + limit, dtype=torch.long, device=device)
@@ -317,7 +329,7 @@ def _greedy(model: Any, rows: list[list[int]], limit: int, stops: set[int]) -> l
             ids = torch.tensor([r + [r[-1]] * (chunk_width - len(r)) for r in chunk], device=device)
             last = sorted({len(r) - 1 for r in chunk})
             own: Any = DynamicCache()
-            logits = model(input_ids=ids, past_key_values=own, logits_to_keep=torch.tensor(last, device=device)).logits
+            logits = model(input_ids=ids, **{kw: own}, logits_to_keep=torch.tensor(last, device=device)).logits
             for layer, mine in zip(cache.layers, own.layers, strict=True):
                 if first == 0:  # allocates the static tensors and sets the write position to `width`
                     empty = mine.keys.new_zeros((n, mine.keys.shape[1], width, mine.keys.shape[3]))
@@ -344,7 +356,7 @@ def _greedy(model: Any, rows: list[list[int]], limit: int, stops: set[int]) -> l
                 input_ids=tokens[:, None],
                 attention_mask=mask,
                 position_ids=(positions + step)[:, None],
-                past_key_values=cache,
+                **{kw: cache},
             ).logits
             tokens = logits[:, -1].argmax(-1)
             for b, t in zip(alive, tokens.tolist(), strict=True):
