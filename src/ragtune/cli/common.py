@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,10 +66,63 @@ def _finite(value: Any) -> Any:
 
 
 @contextmanager
+def progress_lines(label: str, every_s: float | None = None) -> Iterator[Callable[[int, int], None]]:
+    """Plain progress lines on stderr, at most one per ``every_s`` seconds, and a last one if any was printed."""
+    every = every_s if every_s is not None else _progress_every()
+    start = last = time.monotonic()
+    state = {"done": 0, "total": 0, "printed": False}
+
+    def line(now: float) -> None:
+        done, total, elapsed = state["done"], state["total"], now - start
+        share = f" ({done / total:.0%})" if total else ""
+        left = f", about {_duration(elapsed / done * (total - done))} left" if total and 0 < done < total else ""
+        print(f"{label}: {done}/{total or '?'}{share}, {_duration(elapsed)} elapsed{left}", file=sys.stderr, flush=True)
+        state["printed"] = True
+
+    def advance(n: int, total: int) -> None:
+        nonlocal last
+        state["done"] += n
+        state["total"] = max(int(state["total"]), state["done"], total)
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            line(now)
+
+    yield advance
+    if state["printed"]:
+        line(time.monotonic())
+
+
+def _progress_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("RAGTUNE_PROGRESS_EVERY", "5")))
+    except ValueError:
+        return 5.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr when it is a terminal (not under --json); yields ``advance(n, total)``."""
-    if not enabled or not sys.stderr.isatty():
+    """A rich progress bar on stderr when it is a terminal (not under --json); yields ``advance(n, total)``.
+
+    Off a terminal (a CI log, a pipe, nohup), a plain line on stderr every ``RAGTUNE_PROGRESS_EVERY`` seconds (5)
+    instead: done, total, elapsed and an estimate of what is left. Work that ends sooner prints nothing."""
+    if not enabled:
         yield lambda n, total: None
+        return
+    if not sys.stderr.isatty():
+        with progress_lines(label) as advance:
+            yield advance
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
