@@ -63,6 +63,11 @@ def client(live: Live, token: str) -> OpenAI:
 def test_models_and_a_cited_answer(handbook: Live) -> None:
     ai = client(handbook, PUBLIC_TOKEN)
     assert sorted(m.id for m in ai.models.list()) == ["ragtune-closed-book", "ragtune-embedder", "ragtune-rag"]
+    one = ai.models.retrieve("ragtune-rag")
+    assert (one.id, one.object, one.owned_by) == ("ragtune-rag", "model", "ragtune")
+    with pytest.raises(openai.NotFoundError) as missing:
+        ai.models.retrieve("ragtune-adapter:v9")
+    assert missing.value.code == "model_not_found"
     reply = ai.chat.completions.create(model="ragtune-rag", messages=[{"role": "user", "content": QUESTION}])
     choice = reply.choices[0]
     assert reply.object == "chat.completion" and reply.model == "ragtune-rag" and reply.id.startswith("chatcmpl-")

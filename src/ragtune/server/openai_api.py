@@ -1,4 +1,4 @@
-"""The OpenAI-compatible face: ``GET /v1/models`` and ``POST /v1/chat/completions``.
+"""The OpenAI-compatible face: ``GET /v1/models`` (and ``/v1/models/{id}``) and ``POST /v1/chat/completions``.
 
 The arms are the models: ``ragtune-rag`` answers from the caller's visible corpus with [n] citations, and
 ``ragtune-closed-book`` from the model alone. The question is the last user message. A reply is a real
@@ -63,6 +63,18 @@ def list_models(caller: Authed, state: State) -> dict[str, Any]:
             for name in (*MODELS, *tuned, EMBEDDING_MODEL)
         ],
     }
+
+
+@router.get("/models/{model_id:path}")
+def retrieve_model(model_id: str, caller: Authed, state: State) -> dict[str, Any]:
+    """One model of :func:`list_models`, as OpenAI's ``models.retrieve`` reads it; one the caller may not see is
+    answered exactly as one that does not exist."""
+    models: list[dict[str, Any]] = list_models(caller, state)["data"]
+    for model in models:
+        if model["id"] == model_id:
+            return model
+    raise ApiError(404, f"model {model_id!r} does not exist; GET /v1/models lists the models you may use",
+                   "model_not_found")  # fmt: skip
 
 
 @router.post("/embeddings")
