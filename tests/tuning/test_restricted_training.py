@@ -113,10 +113,16 @@ def test_the_server_hides_restricted_fine_tunes(
     chat = {"model": "ragtune-adapter:finance-bot", "messages": [{"role": "user", "content": "Margin target?"}]}
     with live.client(FINANCE_TOKEN) as fin:
         assert "ragtune-adapter:finance-bot" in [m["id"] for m in fin.get("/v1/models").json()["data"]]
+        assert fin.get("/v1/models/ragtune-adapter:finance-bot").json()["id"] == "ragtune-adapter:finance-bot"
         assert fin.post("/v1/chat/completions", json=chat).status_code == 200
         assert fin.post("/ask", json={"question": "Margin target?", "arm": "adapter:v1"}).status_code == 200
     with live.client(PUBLIC_TOKEN) as pub:
         assert not any("finance-bot" in m["id"] for m in pub.get("/v1/models").json()["data"])
+        hidden_model, no_model = pub.get("/v1/models/ragtune-adapter:finance-bot"), pub.get("/v1/models/ragtune-x")
+        assert hidden_model.status_code == no_model.status_code == 404
+        assert hidden_model.json()["error"]["code"] == "model_not_found" and "finance" not in hidden_model.text.replace(
+            "ragtune-adapter:finance-bot", ""
+        )
         for reply in (
             pub.post("/v1/chat/completions", json=chat),
             pub.post("/ask", json={"question": "Margin target?", "arm": "adapter:v1"}),
