@@ -135,6 +135,33 @@ def test_numeric_reasons_settings_and_applicability() -> None:
     assert both.value == 0.5 and not both.passed and both.details["expected"] == ["9", "17"]
 
 
+@pytest.mark.parametrize(
+    ("expected", "answer", "passed"),
+    [
+        ("September 1", "October 1.", False),  # the day alone used to pass
+        ("September 1", "March 1, 1999.", False),
+        ("September 1", "It starts on 1 September.", True),
+        ("September 1", "Sept. 1st, 2024", True),  # the answer may add a year the case does not give
+        ("September 1", "1", False),
+        ("March 5, 2024", "On 2024-03-05.", True),
+        ("March 5, 2024", "March 5, 2023", False),  # a year the case gives must agree
+        ("March 2024", "in March of 2023, then March 2024", True),
+        ("from 1 May to 30 June", "from 1 May to 30 June", True),
+        ("from 1 May to 30 June", "from 1 May to 30 July", False),
+    ],
+)
+def test_dates_compare_as_dates(expected: str, answer: str, passed: bool) -> None:
+    s = run("content.numeric", case(answers=[expected]), answer)
+    assert s.passed is passed, s.reason
+
+
+def test_the_day_and_year_of_a_date_are_not_loose_numbers() -> None:
+    # "40 euros from 1 May": the 1 of the date is not a number the answer must contain elsewhere
+    s = run("content.numeric", case(answers=["40 euros from 1 May"]), "It is 40 EUR, starting May 1st.")
+    assert s.passed, s.reason
+    assert s.details["expected"] == ["1 May", "40 euros"]
+
+
 # --- accuracy: match, or numeric as an equivalent ------------------------------------------------------------------
 
 

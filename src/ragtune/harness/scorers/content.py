@@ -12,11 +12,12 @@ import math
 from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers.base import ScoringContext, arm_failed, register_scorer
 from ragtune.harness.scorers.text import (
+    Date,
     Number,
     close,
     contains_tokens,
+    dates_and_numbers,
     normalize_answer,
-    parse_numbers,
     strip_markers,
     token_f1,
     tokens,
@@ -89,33 +90,43 @@ def f1(case: Case, output: Output, ctx: ScoringContext) -> Score | None:
 
 
 def numeric(case: Case, output: Output, ctx: ScoringContext, name: str = NUMERIC) -> Score | None:
-    """1.0 when every number of some acceptable answer appears in the answer within the relative tolerance."""
-    expected = [(a, parse_numbers(a)) for a in case.answers]
-    expected = [(a, nums) for a, nums in expected if nums]
+    """1.0 when every number of some acceptable answer appears in the answer within the relative tolerance, and
+    every date in it as a date: the same month, and the same day and year wherever the answer gives them ('October
+    1' is not 'September 1', whatever the day)."""
+    expected = [(a, *dates_and_numbers(a)) for a in case.answers]
+    expected = [(a, dates, nums) for a, dates, nums in expected if dates or nums]
     if not expected:
-        return None  # no acceptable answer is a number: this rule does not apply
+        return None  # no acceptable answer is a number or a date: this rule does not apply
     if failed := arm_failed(name, output):
         return failed
-    found = parse_numbers(output.answer)
+    found_dates, found = dates_and_numbers(output.answer)
     tol = ctx.settings.numeric_tolerance
-    if not found:
-        return Score.ok(name, 0.0, "the answer contains no number", expected=[a for a, _ in expected], found=[])
+    if not found and not found_dates:
+        return Score.ok(name, 0.0, "the answer contains no number", expected=[a for a, _, _ in expected], found=[])
 
-    def share(nums: list[Number]) -> float:
-        return sum(any(close(f, e, tol) for f in found) for e in nums) / len(nums)
+    def hits(dates: list[Date], nums: list[Number]) -> list[str | None]:
+        """What in the answer stands for each expected date and number (None: nothing does)."""
+        return [next((f.text for f in found_dates if f.matches(e)), None) for e in dates] + [
+            next((f.text for f in found if close(f, e, tol)), None) for e in nums
+        ]
 
-    best, nums = max(expected, key=lambda pair: share(pair[1]))
-    value = share(nums)
-    seen = [f.text for f in found]
+    def share(item: tuple[str, list[Date], list[Number]]) -> float:
+        got = hits(item[1], item[2])
+        return sum(h is not None for h in got) / len(got)
+
+    best, dates, nums = max(expected, key=share)
+    value = share((best, dates, nums))
+    wanted = [e.text for e in dates] + [e.text for e in nums]
+    seen = [f.text for f in found_dates] + [f.text for f in found]
     if value == 1.0:
-        hits = [next(f.text for f in found if close(f, e, tol)) for e in nums]
-        reason = f"{', '.join(hits)} within {tol:.2%} of {', '.join(e.text for e in nums)} (from {_short(best)!r})"
+        got = [h for h in hits(dates, nums) if h is not None]
+        reason = f"{', '.join(got)} within {tol:.2%} of {', '.join(wanted)} (from {_short(best)!r})"
     else:
         reason = (
-            f"expected {', '.join(e.text for e in nums)} (from {_short(best)!r}) within {tol:.2%}; "
-            f"the answer's numbers: {_short(', '.join(seen))}"
+            f"expected {', '.join(wanted)} (from {_short(best)!r}) within {tol:.2%}; "
+            f"the answer's numbers and dates: {_short(', '.join(seen)) or 'none'}"
         )
-    return Score.ok(name, value, reason, expected=[e.text for e in nums], found=seen)
+    return Score.ok(name, value, reason, expected=wanted, found=seen)
 
 
 @register_scorer(NUMERIC)

@@ -150,3 +150,71 @@ def close(found: Number, expected: Number, tolerance: float) -> bool:
     with localcontext() as ctx:
         ctx.prec = 60  # exact enough for any realistic figure; Decimal also keeps huge numbers finite
         return abs(found.value - expected.value) <= Decimal(repr(tolerance)) * abs(expected.value)
+
+
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        (("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")),
+        start=1,
+    )
+    for name in names
+}  # fmt: skip
+_MONTH = r"(?P<{g}>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?P<{g}>[0-3]?[0-9])(?:st|nd|rd|th)?"
+_DATE = re.compile(
+    r"\b(?:"
+    r"(?P<iy>[12][0-9]{3})-(?P<im>[01]?[0-9])-(?P<id>[0-3]?[0-9])"  # 1999-09-01
+    + r"|" + _MONTH.format(g="m1") + r"\s+" + _DAY.format(g="d1") + r"(?:,?\s+(?P<y1>[12][0-9]{3}))?"  # September 1, 1999
+    + r"|" + _DAY.format(g="d2") + r"\s+(?:of\s+)?" + _MONTH.format(g="m2") + r"(?:,?\s+(?P<y2>[12][0-9]{3}))?"  # 1 September 1999
+    + r"|" + _MONTH.format(g="m3") + r"\s+(?P<y3>[12][0-9]{3})"  # September 1999
+    + r")\b",
+    re.IGNORECASE,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Date:
+    """A calendar date read from text, as much of it as was written: month always, day and year when given."""
+
+    month: int
+    day: int | None
+    year: int | None
+    text: str
+
+    def matches(self, expected: Date) -> bool:
+        """Same month, and the same day and year wherever the expected date gives them."""
+        return (
+            self.month == expected.month
+            and (expected.day is None or self.day == expected.day)
+            and (expected.year is None or self.year == expected.year)
+        )
+
+
+def parse_dates(text: str) -> list[Date]:
+    """Every date written as people write them ('September 1', '1 Sept 1999', '1999-09-01', 'September 1999')."""
+    found = []
+    for m in _DATE.finditer(strip_markers(text)):
+        day: int | None
+        year: int | None
+        if m["iy"]:
+            month, day, year = int(m["im"]), int(m["id"]), int(m["iy"])
+        else:
+            name = m["m1"] or m["m2"] or m["m3"]
+            month = _MONTHS[name.lower()]
+            raw_day = m["d1"] or m["d2"]
+            day = int(raw_day) if raw_day else None
+            raw_year = m["y1"] or m["y2"] or m["y3"]
+            year = int(raw_year) if raw_year else None
+        if not 1 <= month <= 12 or (day is not None and not 1 <= day <= 31):
+            continue
+        found.append(Date(month, day, year, m.group(0)))
+    return found
+
+
+def dates_and_numbers(text: str) -> tuple[list[Date], list[Number]]:
+    """The dates of ``text``, and the numbers outside them: the day and year of a date are not loose numbers."""
+    plain = strip_markers(text)
+    return parse_dates(plain), parse_numbers(_DATE.sub(" ", plain))
