@@ -382,7 +382,7 @@ def execute_run(
         each = bool(getattr(arm, "times_each_request", False))  # an endpoint: every request is timed as it ran
         alone = [] if each else [(i, c) for i, c in pending if i in timed]
         batched = [(i, c) for i, c in pending if each or i not in timed]
-        if alone and not batched and not stored_case_ids(store, run_name, arm.name):
+        if alone and not batched and len(pending) == len(cases):  # nothing of this arm stored before either
             # nothing would warm this arm's model before the timed requests: the first is answered untimed, so
             # that the timed ones are what a request to a warm server waits for
             batched, alone = alone[:1], alone[1:]
