@@ -123,6 +123,12 @@ class GeneratorSection(_Section):
     )
     timeout_s: float = Field(120.0, gt=0, description="'openai' backend: seconds before a request is abandoned.")
     concurrency: int = Field(4, ge=1, le=256, description="'openai' backend: requests in flight at once.")
+    interactive: Literal["auto", "same"] = Field(
+        "auto",
+        description="What answers one request at a time (`ragtune ask`, the server, the harness's timed sample): "
+        "'auto' runs the 'smollm2' model on llama.cpp over the same GGUF file, 4x faster alone than transformers "
+        "(docs/benchmarks.md), while batches stay on transformers; 'same' uses the batch backend for both.",
+    )
 
 
 class AnswerSection(_Section):

@@ -95,6 +95,14 @@ class Project:
         return make_generator(self.config.generator)
 
     @cached_property
+    def interactive_generator(self) -> Generator:
+        """What answers one request at a time: ``[generator] interactive`` picks it (the batch generator, or a
+        faster single-stream backend over the same weights)."""
+        from ragtune.generation.base import make_interactive
+
+        return make_interactive(self.config.generator, self.generator)
+
+    @cached_property
     def index(self) -> Index:
         from ragtune.index.index import Index
 

@@ -84,6 +84,13 @@ SURROGATES: list[tuple[str, dict[str, Any], str]] = [
         "messages.0.content",
     ),
     ("/v1/chat/completions", {**CHAT, "stream": True, "stream_options": {"x": LONE}}, "stream_options"),
+    (
+        "/v1/chat/completions",
+        {**CHAT, "messages": [{"role": "user", "content": "hi", "name": LONE}]},
+        "messages.0.name",
+    ),
+    ("/v1/chat/completions", {**CHAT, "stop": LONE}, "stop"),
+    ("/v1/chat/completions", {**CHAT, "stop": ["ok", LONE]}, "stop"),
     ("/v1/embeddings", {"model": "ragtune-embedder", "input": LONE}, "input"),
     ("/v1/embeddings", {"model": "ragtune-embedder", "input": ["ok", LONE]}, "input"),
     ("/v1/embeddings", {"model": LONE, "input": "x"}, "model"),

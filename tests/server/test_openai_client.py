@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,19 +87,23 @@ def test_models_and_a_cited_answer(handbook: Live) -> None:
 
 def test_streaming_gives_the_same_answer(handbook: Live) -> None:
     ai = client(handbook, PUBLIC_TOKEN)
-    plain = ai.chat.completions.create(model="ragtune-rag", messages=[{"role": "user", "content": QUESTION}])
+    messages: Any = [{"role": "system", "content": "Be precise."}, {"role": "user", "content": QUESTION}]
+    plain = ai.chat.completions.create(model="ragtune-rag", messages=messages)
     stream = ai.chat.completions.create(
-        model="ragtune-rag",
-        messages=[{"role": "system", "content": "ignored"}, {"role": "user", "content": QUESTION}],
-        stream=True,
-        stream_options={"include_usage": True},
+        model="ragtune-rag", messages=messages, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == plain.choices[0].message.content and "600" in text
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) > 3, "the answer comes in pieces as it is decoded, not in one chunk"
     finished = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert len(finished) == 1 and finished[0].choices[0].finish_reason in ("stop", "length")
-    assert (finished[0].model_extra or {})["citations"][0]["doc_id"] == "handbook/pricing.md"
+    extra = finished[0].model_extra or {}
+    content = plain.choices[0].message.content or ""
+    assert extra["answer"] == content and "600" in content
+    # the pieces are the model's text; markers ragtune attributed once it had all of it are only in `answer`
+    attributed = {f" [{c['n']}]" for c in extra["citations"] if c["mode"] == "attributed"}
+    assert "".join(pieces) == functools.reduce(lambda text, m: text.replace(m, ""), attributed, content)
+    assert extra["citations"][0]["doc_id"] == "handbook/pricing.md"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 

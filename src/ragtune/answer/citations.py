@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ragtune.index.embedder import Embedder
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\]")
+
+_BLANKS_MARKER = re.compile(r"([ \t]*)" + MARKER.pattern)
+"""A marker with the blanks before it: a struck marker takes them along ("600 [7]." becomes "600.")."""
 
 ATTRIBUTION_MIN_SUPPORT = 0.5
 """The share of content terms the first attribution rule asked of a source. The ``citations.support`` scorer
@@ -469,7 +472,7 @@ def check_citations(answer: str, sources: Sequence[Source]) -> CitationCheck:
 
     def fix(match: re.Match[str]) -> str:
         good = []
-        for n in _numbers(match.group(1)):
+        for n in _numbers(match.group(2)):
             if n in by_n:
                 good.append(n)
                 cited.setdefault(n, _cite(by_n[n], "model"))
@@ -477,9 +480,8 @@ def check_citations(answer: str, sources: Sequence[Source]) -> CitationCheck:
                 invalid.append(n)
         return "[" + ", ".join(str(n) for n in good) + "]" if good else ""
 
-    cleaned = MARKER.sub(fix, answer)
-    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip() if invalid else cleaned
-    return CitationCheck(cleaned, sorted(cited.values(), key=lambda c: c.n), invalid)
+    cleaned = _BLANKS_MARKER.sub(lambda m: (m.group(1) + fixed) if (fixed := fix(m)) else "", answer)
+    return CitationCheck(cleaned.strip() if invalid else cleaned, sorted(cited.values(), key=lambda c: c.n), invalid)
 
 
 def attribute(
@@ -537,3 +539,36 @@ def cite(
     if checked.citations or checked.invalid or not attribute_missing or not sources:
         return checked
     return attribute(checked.answer, sources, question=question, embedder=embedder)
+
+
+_OPEN_TAIL = re.compile(r"[ \t]*(?:\[\d{0,3}(?:\s*[,;]\s*\d{0,3})*\s*)?$")
+"""What a streamed piece may end with that the next one decides: blanks, and the start of a marker whose closing
+bracket has not been decoded yet."""
+
+
+class StreamedCitations:
+    """Checks [n] markers in a streamed answer as :func:`check_citations` does in a whole one: a marker (and the
+    blanks before it) is held back until its bracket closes, then sent with the numbers no source carries struck.
+
+    >>> markers = StreamedCitations(range(1, 3)); markers.feed("Yes [2"), markers.feed(", 7] and [9]."), markers.flush()
+    ('Yes', ' [2] and.', '')
+    """
+
+    def __init__(self, numbers: Iterable[int]) -> None:
+        self.valid = set(numbers)
+        self._held = ""
+
+    def _fix(self, match: re.Match[str]) -> str:
+        good = [n for n in _numbers(match.group(2)) if n in self.valid]
+        return match.group(1) + "[" + ", ".join(str(n) for n in good) + "]" if good else ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        tail = _OPEN_TAIL.search(text)
+        cut = tail.start() if tail else len(text)
+        text, self._held = text[:cut], text[cut:]
+        return _BLANKS_MARKER.sub(self._fix, text)
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return _BLANKS_MARKER.sub(self._fix, text)

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Generator as Generator_
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ragtune.answer.citations import Citation, cite
+from ragtune.answer.citations import Citation, StreamedCitations, cite
 from ragtune.answer.context import Context, assemble
 from ragtune.answer.prompt import NO_SOURCES_ANSWER, closed_book_messages, rag_messages
 from ragtune.corpus.model import iso
 from ragtune.errors import ConfigError
-from ragtune.generation.base import Generation, Generator, Message
+from ragtune.generation.base import Decoding, Generation, Generator, Message, stream_generation
 from ragtune.index.index import Filters
 from ragtune.retrieval.search import Retriever, SearchResult
 from ragtune.store.db import utcnow
@@ -56,6 +57,14 @@ class Question:
     k: int | None = None
     caller: str | None = None
     evidence: tuple[str, ...] = ()  # gold document ids: what the oracle arm puts in the prompt
+    system: str | None = None  # the caller's system text, added after the arm's rules
+    history: tuple[Message, ...] = ()  # earlier user and assistant turns, oldest first
+
+    def search_query(self) -> str:
+        """What retrieval searches for: the question, after the user turn before it when there is one, so that a
+        follow-up ("and on the Team plan?") keeps its subject. Assistant turns are not searched."""
+        earlier = [m["content"] for m in self.history if m["role"] == "user" and m["content"].strip()]
+        return f"{earlier[-1]}\n{self.text}" if earlier else self.text
 
 
 @dataclass
@@ -135,8 +144,40 @@ class Answerer:
         p = self.project
         return Retriever(p.store, p.index, p.embedder, p.config.retrieval)
 
-    def ask(self, question: Question) -> Answer:
-        return self.ask_many([question])[0]
+    def ask(self, question: Question, decoding: Decoding | None = None) -> Answer:
+        """One question answered alone, as ``ragtune ask`` and the server answer it (the interactive backend)."""
+        for item in self.ask_stream(question, decoding):
+            if isinstance(item, Answer):
+                return item
+        raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
+
+    def ask_stream(self, question: Question, decoding: Decoding | None = None) -> Generator_[str | Answer, None, None]:
+        """One answer as it is written: pieces of text (citation markers checked as they close), then the
+        :class:`Answer`, whose ``answer`` is the checked text (with attributed markers the stream could not know)."""
+        p = self._prepare(question, interactive=True, decoding=decoding)
+        if p.messages is None or p.generator is None:
+            answer = self._finish(p, None, 0.0)
+            yield answer.answer
+            yield answer
+            return
+        markers = StreamedCitations(s.n for s in p.context.sources) if p.context else StreamedCitations(())
+        t0 = time.perf_counter()
+        gen: Generation | None = None
+        for item in stream_generation(p.generator, p.messages, decoding):
+            if isinstance(item, Generation):
+                gen = item
+                continue
+            piece = markers.feed(item)
+            if piece:
+                p.timings.setdefault("first_token", _ms(t0))
+                yield piece
+        tail = markers.flush()
+        if tail:
+            p.timings.setdefault("first_token", _ms(t0))
+            yield tail
+        assert gen is not None, "a stream ends with its Generation"
+        gen.ms = _ms(t0)
+        yield self._finish(p, gen, gen.ms, decoding)
 
     def ask_many(self, questions: Sequence[Question], *, progress: bool = False) -> list[Answer]:
         """Answer a batch: retrieval one question at a time, generation batched."""
@@ -154,15 +195,19 @@ class Answerer:
 
     # stages --------------------------------------------------------------------------------------------------
 
-    def _prepare(self, q: Question) -> _Pending:
+    def _prepare(self, q: Question, *, interactive: bool = False, decoding: Decoding | None = None) -> _Pending:
         arm = pipeline_arm(q.arm)
         if not q.text.strip():
             raise ConfigError("empty question; ask something")
         generator = self.generator_for(q.arm, q.groups)
+        if interactive and self._generator is None and arm == q.arm:
+            generator = self.project.interactive_generator
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        history = self._fitting_history(q, generator, decoding)
         if arm == "closed-book":
-            return _Pending(q, closed_book_messages(q.text), None, None, timings, started, generator)
+            messages = closed_book_messages(q.text, system=q.system, history=history)
+            return _Pending(q, messages, None, None, timings, started, generator)
         settings = self.project.config.answer
         t = time.perf_counter()
         filters = Filters(as_of=q.as_of, groups=q.groups)
@@ -170,18 +215,31 @@ class Answerer:
             if not q.evidence:
                 raise ConfigError("the oracle arm needs the gold evidence (document ids) of the question")
             # the gold documents as they stood at as_of, still subject to the asker's groups, best chunks first
-            result = self.retriever().search_within(q.text, q.evidence, q.k or settings.sources, filters)
+            result = self.retriever().search_within(q.search_query(), q.evidence, q.k or settings.sources, filters)
         else:
-            result = self.retriever().search(q.text, q.k or settings.sources, filters)
+            result = self.retriever().search(q.search_query(), q.k or settings.sources, filters)
         timings["retrieve"] = _ms(t)
         timings["rerank"] = result.timings_ms.get("rerank", 0.0)
         t = time.perf_counter()
         context = assemble(result.hits, settings.context_tokens, generator.count_tokens, settings.dedupe_overlap)
-        messages = rag_messages(q.text, context.sources) if context.sources else None
+        rag = rag_messages(q.text, context.sources, system=q.system, history=history) if context.sources else None
         timings["assemble"] = _ms(t)
-        return _Pending(q, messages, context, result, timings, started, generator)
+        return _Pending(q, rag, context, result, timings, started, generator)
 
-    def _finish(self, p: _Pending, gen: Generation | None, generate_ms: float) -> Answer:
+    def _fitting_history(self, q: Question, generator: Generator, decoding: Decoding | None) -> list[Message]:
+        """The earlier turns that fit the model's window beside the sources and the answer, newest kept first."""
+        history = list(q.history)
+        if not history:
+            return history
+        limit = (decoding or Decoding()).resolve(self.project.config.generator).max_new_tokens or 0
+        room = generator.context_window - limit - self.project.config.answer.context_tokens - 256
+        while history and generator.count_prompt(history) > room:
+            history = history[2:] if len(history) > 1 else []
+        return history
+
+    def _finish(
+        self, p: _Pending, gen: Generation | None, generate_ms: float, decoding: Decoding | None = None
+    ) -> Answer:
         q = p.question
         sources = p.context.sources if p.context else []
         if gen is None:
@@ -216,7 +274,10 @@ class Answerer:
                 "context_tokens": p.context.tokens if p.context else 0,
                 "context_budget": p.context.budget if p.context else 0,
             }
-            | ({"evidence": list(q.evidence)} if q.evidence else {}),
+            | ({"evidence": list(q.evidence)} if q.evidence else {})
+            | ({"decoding": decoding.to_json()} if decoding and decoding.to_json() else {})
+            | ({"history_turns": len(q.history), "search_query": q.search_query()} if q.history else {})
+            | ({"system": q.system} if q.system else {}),
         )
         if self.record:
             save_trace(self.project.store, trace)

@@ -7,7 +7,8 @@ Built-in backends register themselves through :func:`register_generator`, exactl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import codecs
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,117 @@ class Generator(Protocol):
     ) -> list[Generation]: ...
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """One request's own decoding settings (a chat request's ``max_tokens``, ``temperature``, ``seed``, ``stop``);
+    ``None`` keeps the ``[generator]`` value."""
+
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def resolve(self, settings: GeneratorSection) -> Decoding:
+        """Every field filled: this request's value where it gave one, else ``settings``'."""
+        return Decoding(
+            self.max_new_tokens or settings.max_new_tokens,
+            settings.temperature if self.temperature is None else self.temperature,
+            settings.seed if self.seed is None else self.seed,
+            self.stop,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, ())}
+
+
+Piece = str | Generation
+"""What a stream yields: pieces of text as they are decoded, then one :class:`Generation` with the whole answer."""
+
+
+class Streaming(Protocol):
+    """A generator that can also write one answer token by token (``ragtune ask``, the server)."""
+
+    def stream(self, messages: Sequence[Message], decoding: Decoding | None = None) -> Iterator[Piece]: ...
+
+
+def stream_generation(
+    generator: Generator, messages: Sequence[Message], decoding: Decoding | None = None
+) -> Iterator[Piece]:
+    """``generator``'s answer to one conversation as a stream: its own, when it streams; otherwise the whole answer
+    as one piece (stop strings applied afterwards). Sampling settings a non-streaming backend cannot take per
+    request are refused rather than ignored."""
+    stream = getattr(generator, "stream", None)
+    if stream is not None:
+        yield from stream(messages, decoding)
+        return
+    decoding = decoding or Decoding()
+    if decoding.temperature is not None or decoding.seed is not None:
+        raise ModelError(f"{generator.name} cannot take temperature or seed per request; set them in [generator]")
+    gen = generator.generate([messages], max_new_tokens=decoding.max_new_tokens)[0]
+    text = TextStream(decoding.stop)
+    piece, stopped = text.update(gen.text)
+    piece += text.finish()
+    if piece:
+        yield piece
+    if stopped:
+        gen.text, gen.finish_reason = text.text, "stop"
+    yield gen
+
+
+class TextStream:
+    """Turns a growing decoded text into the pieces a stream may send: leading blanks dropped, and held back, until
+    more text shows what they are, trailing blanks, an incomplete UTF-8 character, and a tail that may begin a stop
+    string. A stop string ends the text where it starts; it is never sent.
+
+    >>> s = TextStream(("</s>",)); s.update(" Hello</"), s.update(" Hello</s> junk"), s.text
+    (('Hello', False), ('', True), 'Hello')
+    """
+
+    def __init__(self, stops: Sequence[str] = ()) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.text = ""
+        self.sent = ""  # everything sent so far
+        self.stopped = False
+
+    def update(self, decoded: str) -> tuple[str, bool]:
+        """``decoded`` is everything decoded so far; returns what may be sent now and whether a stop string ended
+        the text."""
+        if self.stopped:
+            return "", True
+        text = decoded.lstrip()
+        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            self.text, self.stopped = text[: min(cuts)].rstrip(), True
+            return self._take(self.text), True
+        self.text = text
+        hold = len(text) - len(text.rstrip())
+        if text.endswith("\ufffd"):  # half a character: the next token completes it
+            hold = max(hold, len(text) - len(text.rstrip("\ufffd")))
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:n]):
+                    hold = max(hold, n)
+                    break
+        return self._take(text[: len(text) - hold]), False
+
+    def finish(self) -> str:
+        """What is left to send once decoding has ended."""
+        self.text = self.text.rstrip()
+        return self._take(self.text)
+
+    def _take(self, ready: str) -> str:
+        # a piece once sent cannot be taken back: a text that no longer extends what was sent waits for the end
+        if len(ready) <= len(self.sent) or not ready.startswith(self.sent):
+            return ""
+        piece, self.sent = ready[len(self.sent) :], ready
+        return piece
+
+
+def utf8_decoder() -> codecs.IncrementalDecoder:
+    """Bytes of tokens in, text out, a character split across tokens held until it is whole."""
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+
 _REGISTRY: dict[str, Callable[[GeneratorSection], Generator]] = {}
 
 
@@ -83,6 +195,28 @@ def make_generator(section: GeneratorSection) -> Generator:
             f"unknown generator backend {section.backend!r}; known: {', '.join(sorted(_REGISTRY))}"
         ) from None
     return factory(section)
+
+
+InteractiveFactory = Callable[[GeneratorSection, Generator], "Generator | None"]
+_INTERACTIVE: dict[str, InteractiveFactory] = {}
+
+
+def register_interactive(backend: str) -> Callable[[InteractiveFactory], InteractiveFactory]:
+    """Decorator: ``factory(section, batch)`` gives a faster single-request generator over ``batch``'s weights,
+    or None where it has none (its library is missing, or ``batch`` is not what the backend built)."""
+
+    def deco(factory: InteractiveFactory) -> InteractiveFactory:
+        _INTERACTIVE[backend] = factory
+        return factory
+
+    return deco
+
+
+def make_interactive(section: GeneratorSection, batch: Generator) -> Generator:
+    """The generator for requests answered one at a time: ``batch`` unless ``[generator] interactive = "auto"``
+    and the backend has registered a faster single-stream one for it."""
+    factory = _INTERACTIVE.get(section.backend) if section.interactive == "auto" else None
+    return (factory(section, batch) if factory else None) or batch
 
 
 TunedResolver = Callable[[Any, str, "Sequence[str] | None"], "Generator"]

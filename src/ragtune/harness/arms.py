@@ -109,7 +109,12 @@ class PipelineArm:
         return self._generator or self.project.generator
 
     def identity(self) -> dict[str, Any]:
-        return {"arm": self.name, "model": self.generator.identity()}
+        ident: dict[str, Any] = {"arm": self.name, "model": self.generator.identity()}
+        if self._generator is None and self.base in ("closed-book", "rag", "oracle"):
+            alone = self.project.interactive_generator.identity()
+            if alone != ident["model"]:
+                ident["requests_model"] = alone  # what the timed sample (and `ragtune ask`) answer with
+        return ident
 
     def cost_usd(self, output: Output, cpu_s: float) -> float:
         return _local_cost(self.project, cpu_s)
@@ -139,10 +144,23 @@ class PipelineArm:
             # one bad case must not sink its batch: ask again one at a time, keeping each failure with its case
             for case in todo:
                 try:
-                    outputs[case.id] = self._output(case, answerer.ask(self.question(case)))
+                    outputs[case.id] = self._output(case, answerer.ask_many([self.question(case)])[0])
                 except RagtuneError as exc:
                     outputs[case.id] = Output(case.id, self.name, "", error=str(exc))
         return [outputs[c.id] for c in cases]
+
+    def answer_alone(self, case: Case) -> Output:
+        """One case answered as ``ragtune ask`` and the server answer a request: alone, on the interactive backend
+        (``[generator] interactive``), so that the harness times what a user waits for."""
+        from ragtune.answer.pipeline import Answerer
+
+        if self.base == "oracle" and not case.evidence:
+            return self.answer([case])[0]
+        answerer = Answerer(self.project, self._generator, record=self.project.config.eval.traces)
+        try:
+            return self._output(case, answerer.ask(self.question(case)))
+        except RagtuneError as exc:
+            return Output(case.id, self.name, "", error=str(exc))
 
     def _output(self, case: Case, answer: Answer) -> Output:
         trace = answer.trace

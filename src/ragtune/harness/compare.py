@@ -25,10 +25,10 @@ Side = tuple[str, str]
 _PAIRED = {"accuracy": ACCURACY, "format_ok": FORMAT, "citation_precision": CITATIONS, "not_stale": STALENESS}
 
 
-
 def _timed(result: dict[str, Any]) -> bool:
     """Answered and timed alone: only such results carry what one request waited for."""
     return not result["error"] and result.get("request_ms") is not None
+
 
 def _side(store: Store, side: Side) -> dict[str, dict[str, Any]]:
     run, arm = side

@@ -142,6 +142,8 @@ def _changed_settings(old: dict[str, Any], new: dict[str, Any]) -> str | None:
         return f"[eval] judge ({old['judge']}; now {new['judge']})"
     for arm, identity in old.get("arms", {}).items():
         now = new["arms"].get(arm)
+        if now is not None and "requests_model" not in identity:  # recorded since runs timed requests alone
+            now = {k: v for k, v in now.items() if k != "requests_model"}
         if now is not None and now != identity:
             return f"model or settings for arm {arm} ({json.dumps(identity)}; now {json.dumps(now)})"
     return None
@@ -433,7 +435,8 @@ def _answer_batch(
     itself (an endpoint under its configured concurrency)."""
     scorers = project.config.eval.scorers
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    outputs = arm.answer([c for _, c in batch])
+    alone = getattr(arm, "answer_alone", None) if timed_alone else None
+    outputs = [alone(batch[0][1])] if alone is not None else arm.answer([c for _, c in batch])
     wall_ms = (time.perf_counter() - wall0) * 1000
     # process CPU time of the batch (every thread: torch's included), shared evenly by its cases
     cpu_s = (time.process_time() - cpu0) / len(batch)

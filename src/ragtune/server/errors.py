@@ -18,14 +18,10 @@ from ragtune.errors import ModelError, RagtuneError, StoreError
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's own logger, so server-side lines appear beside its lines
 
-# OpenAI's vocabulary where it has a word for the case; the `code` carries the detail.
-_TYPES = {
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    500: "server_error",
-    502: "model_error",
-}
+# OpenAI's types: every mistake of the request (a bad key and a missing model included) is an
+# invalid_request_error, a rate limit is "requests", and a failure on the server's side is a server_error; the
+# `code` carries the detail.
+_TYPES = {429: "requests"}
 _CODES = {
     400: "bad_request",
     401: "invalid_api_key",
@@ -45,30 +41,46 @@ class ApiError(Exception):
     >>> raise ApiError(403, "caller 'bot' may not ingest; only admin callers may", "admin_required")
     """
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
         self.headers = headers
+        self.param = param
 
 
-def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+def error_type(status: int) -> str:
+    return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
     """The OpenAI error object for ``status``."""
     return {
         "error": {
             "message": message,
-            "type": _TYPES.get(status, "invalid_request_error"),
-            "param": None,
+            "type": error_type(status),
+            "param": param,
             "code": code or _CODES.get(status, "error"),
         }
     }
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(status, message, code), status_code=status, headers=headers)
+    return JSONResponse(error_body(status, message, code, param), status_code=status, headers=headers)
 
 
 def status_for(exc: RagtuneError) -> int:
@@ -107,9 +119,15 @@ def _validation_message(exc: RequestValidationError) -> str:
     return text + more
 
 
+def _validation_param(exc: RequestValidationError) -> str | None:
+    errors = list(exc.errors())
+    loc = [str(p) for p in errors[0].get("loc", ()) if p != "body"] if errors else []
+    return ".".join(loc) or None
+
+
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.code, exc.headers)
+    return error_response(exc.status, exc.message, exc.code, exc.headers, exc.param)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -125,7 +143,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, _validation_message(exc))
+    return error_response(422, _validation_message(exc), param=_validation_param(exc))
 
 
 async def _on_ragtune_error(request: Request, exc: Exception) -> JSONResponse:

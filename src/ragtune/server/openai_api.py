@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ragtune.answer.pipeline import Answer, Question
+from ragtune.answer.pipeline import Answer, Answerer, Question
+from ragtune.errors import RagtuneError
+from ragtune.generation.base import Decoding
 from ragtune.server.auth import Caller
-from ragtune.server.errors import ApiError
+from ragtune.server.errors import ApiError, error_body, status_for
 from ragtune.server.routes import answer
 from ragtune.server.schemas import ChatRequest, EmbeddingsRequest
 from ragtune.server.state import ServerState, get_caller, get_state
@@ -102,6 +107,7 @@ def embeddings(body: EmbeddingsRequest, caller: Authed, state: State) -> dict[st
 @router.post("/chat/completions", response_model=None)
 def chat_completions(body: ChatRequest, caller: Authed, state: State) -> JSONResponse | StreamingResponse:
     body.refuse_groups()
+    body.check_supported()
     arm = _arm_of(body.model)
     if arm is None:
         raise ApiError(
@@ -109,19 +115,69 @@ def chat_completions(body: ChatRequest, caller: Authed, state: State) -> JSONRes
             f"model {body.model!r} does not exist; this server serves {', '.join(MODELS)}, "
             f"{TUNED_PREFIX}adapter:VERSION and {TUNED_PREFIX}hybrid:VERSION",
             "model_not_found",
+            param="model",
         )
-    result = answer(state, Question(body.question(), arm, None, caller.groups, None, caller.name))
+    text, system, history = body.conversation()
+    question = Question(text, arm, None, caller.groups, None, caller.name, system=system, history=history)
+    decoding = Decoding(body.max_completion_tokens or body.max_tokens, body.temperature, body.seed, body.stops())
     created = int(time.time())
     if not body.stream:
-        return JSONResponse(completion(result, body.model, created))
+        return JSONResponse(completion(answer(state, question, decoding), body.model, created))
     include_usage = bool((body.stream_options or {}).get("include_usage"))
-    # The answer is complete before the first byte goes out, so a failure is still an ordinary JSON error above;
-    # the stream then carries it as one content chunk, the way OpenAI clients expect chunks to look.
+    pieces = _Producer(state, question, decoding)
+    first = pieces.next()  # retrieval, the prompt and the first token: a failure here is an ordinary JSON error
+    if isinstance(first, Exception):
+        raise first
     return StreamingResponse(
-        _sse(stream_chunks(result, body.model, created, include_usage)),
+        _sse(stream_chunks(pieces.rest(first), body.model, created, include_usage)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+_END = object()
+
+
+class _Producer:
+    """An answer written in a thread of its own, piece by piece, into a queue the response reads.
+
+    The generator holds its model's lock while it writes, and a thread lock must be released by the thread that
+    took it: the response's own iteration hops between worker threads, so the writing stays in one. A client that
+    goes away stops the writing at the next piece.
+    """
+
+    def __init__(self, state: ServerState, question: Question, decoding: Decoding) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(state, question, decoding), daemon=True).start()
+
+    def _run(self, state: ServerState, question: Question, decoding: Decoding) -> None:
+        try:
+            with (
+                state.answering,
+                state.corpus.read(),
+                closing(Answerer(state.project).ask_stream(question, decoding)) as items,
+            ):
+                for item in items:
+                    self._queue.put(item)
+                    if self._stop.is_set():
+                        break
+        except Exception as exc:  # the response reports it (before the first byte: as a JSON error)
+            self._queue.put(exc)
+        finally:
+            self._queue.put(_END)
+
+    def next(self) -> Any:
+        return self._queue.get()
+
+    def rest(self, first: Any) -> Iterator[str | Answer | Exception]:
+        try:
+            item = first
+            while item is not _END:
+                yield item
+                item = self._queue.get()
+        finally:
+            self._stop.set()
 
 
 def _finish_reason(result: Answer) -> str:
@@ -156,35 +212,40 @@ def completion(result: Answer, model: str, created: int) -> dict[str, Any]:
     }
 
 
-def stream_chunks(result: Answer, model: str, created: int, include_usage: bool) -> list[dict[str, Any]]:
-    """The ChatCompletionChunk objects of a streamed answer: the content, then the finish reason (with the
-    citations and trace id), then, when asked for with ``stream_options.include_usage``, the usage."""
-    head = {"id": f"chatcmpl-{result.trace_id}", "object": "chat.completion.chunk", "created": created, "model": model}
+def stream_chunks(
+    items: Iterable[str | Answer | Exception], model: str, created: int, include_usage: bool
+) -> Iterator[dict[str, Any]]:
+    """The ChatCompletionChunk objects of an answer as it is written: one per piece of text (the first also
+    carries the role), then the finish reason with the citations, the trace id and the checked ``answer`` (which
+    may hold markers ragtune attributed after the text was sent), then, with ``stream_options.include_usage``, the
+    usage. An error after the first piece ends the stream with an error event."""
+    head = {"id": "", "object": "chat.completion.chunk", "created": created, "model": model}
     usage_field: dict[str, Any] = {"usage": None} if include_usage else {}
-    chunks = [
-        {
+    role: dict[str, str] = {"role": "assistant"}
+    for item in items:
+        if isinstance(item, Exception):
+            status = status_for(item) if isinstance(item, RagtuneError) else 500
+            message = str(item) if isinstance(item, RagtuneError) else f"internal error: {type(item).__name__}"
+            yield error_body(status, message)
+            return
+        if isinstance(item, str):
+            delta = role | {"content": item}
+            role = {}
+            yield {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}],
+                   **usage_field}  # fmt: skip
+            continue
+        head["id"] = f"chatcmpl-{item.trace_id}"
+        yield {
             **head,
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": result.answer},
-                    "finish_reason": None,
-                    "logprobs": None,
-                }
-            ],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": _finish_reason(item), "logprobs": None}],
             **usage_field,
-        },
-        {
-            **head,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": _finish_reason(result), "logprobs": None}],
-            **usage_field,
-            "citations": result.to_json()["citations"],
-            "trace_id": result.trace_id,
-        },
-    ]
-    if include_usage:
-        chunks.append({**head, "choices": [], "usage": _usage(result)})
-    return chunks
+            "citations": item.to_json()["citations"],
+            "invalid_citations": item.invalid_citations,
+            "answer": item.answer,
+            "trace_id": item.trace_id,
+        }
+        if include_usage:
+            yield {**head, "choices": [], "usage": _usage(item)}
 
 
 def _encode_vector(row: Any, encoding_format: str) -> list[float] | str:
@@ -194,7 +255,7 @@ def _encode_vector(row: Any, encoding_format: str) -> list[float] | str:
     return [float(x) for x in row]
 
 
-def _sse(chunks: list[dict[str, Any]]) -> Iterator[str]:
+def _sse(chunks: Iterable[dict[str, Any]]) -> Iterator[str]:
     for chunk in chunks:
         yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"

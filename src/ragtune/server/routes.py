@@ -17,6 +17,7 @@ from ragtune.corpus.forget import forget
 from ragtune.corpus.ingest import ingest_documents
 from ragtune.corpus.model import parse_when
 from ragtune.errors import StoreError
+from ragtune.generation.base import Decoding
 from ragtune.index.index import Filters
 from ragtune.retrieval.search import Hit, Retriever
 from ragtune.server.auth import Caller, require_admin
@@ -30,10 +31,10 @@ State = Annotated[ServerState, Depends(get_state)]
 Authed = Annotated[Caller, Depends(get_caller)]
 
 
-def answer(state: ServerState, question: Question) -> Answer:
+def answer(state: ServerState, question: Question, decoding: Decoding | None = None) -> Answer:
     """Answer one question for the caller it names; answers take turns (see state.py for why)."""
     with state.answering, state.corpus.read():
-        return Answerer(state.project).ask(question)
+        return Answerer(state.project).ask(question, decoding)
 
 
 def hit_json(h: Hit) -> dict[str, Any]:

@@ -187,19 +187,72 @@ class ChatMessage(BaseModel):
 
     role: Text
     content: Annotated[str | list[dict[str, Any]] | None, Unicode] = None
+    name: Text | None = None
 
-    def text(self) -> str:
-        """The message's text; content parts other than text (images, audio) are left out."""
+    def text(self, where: str) -> str:
+        """The message's text; a part that is not text (an image, audio) is refused, not dropped."""
         if isinstance(self.content, str):
             return self.content
         if not self.content:
             return ""
-        return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        for j, part in enumerate(self.content):
+            if part.get("type") != "text":
+                raise unsupported(f"{where}.content.{j}", f"content parts of type {part.get('type')!r} (this model "
+                                  "reads text only)")  # fmt: skip
+        return "\n".join(str(p.get("text", "")) for p in self.content)
+
+
+def unsupported(param: str, what: str) -> ApiError:
+    """A 400 naming the parameter ragtune cannot honour (OpenAI's ``param``), never a silent ignore."""
+    return ApiError(400, f"{what} is not supported by this server; leave '{param}' out", "unsupported_parameter",
+                    param=param)  # fmt: skip
+
+
+_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    # accepted only where they ask for what ragtune does anyway
+    "n": (None, 1),
+    "tools": (None, []),
+    "functions": (None, []),
+    "tool_choice": (None, "none"),
+    "function_call": (None, "none"),
+    "parallel_tool_calls": (None, True, False),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0),
+    "frequency_penalty": (None, 0, 0.0),
+    "top_p": (None, 1, 1.0),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "reasoning_effort": (None,),
+    "web_search_options": (None,),
+    "store": (None, False),
+}
+_WHAT = {
+    "n": "more than one choice (n > 1)",
+    "tools": "tools",
+    "functions": "functions",
+    "tool_choice": "tool calls",
+    "function_call": "function calls",
+    "response_format": "a response_format other than text (JSON mode, structured outputs)",
+    "logprobs": "logprobs",
+    "top_logprobs": "top_logprobs",
+    "logit_bias": "logit_bias",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "top_p": "top_p other than 1 (nucleus sampling)",
+    "modalities": "output other than text",
+    "store": "storing completions (store: true)",
+}
+_IGNORED = ("user", "metadata", "service_tier", "safety_identifier", "prompt_cache_key")
+"""Fields that describe the request rather than the answer; accepted and recorded nowhere."""
 
 
 class ChatRequest(_Scoped):
-    """An OpenAI chat completion request. Sampling options are accepted and ignored: the served arm decodes as
-    ``[generator]`` says, so an answer repeats and matches the one `ragtune ask` gives."""
+    """An OpenAI chat completion request. What ragtune honours is declared here (docs/server.md lists it); an
+    option it cannot honour is refused with a 400 naming it, and an unknown one as OpenAI refuses it."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -207,15 +260,54 @@ class ChatRequest(_Scoped):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: Annotated[dict[str, Any] | None, Unicode] = None
+    max_tokens: int | None = Field(None, ge=1, le=8192, description="Most tokens in the answer.")
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192, description="The same, in the newer name.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Omitted: [generator] temperature (0, greedy).")
+    seed: int | None = Field(None, description="Sampling seed (omitted: [generator] seed).")
+    stop: Annotated[str | list[str] | None, Unicode] = Field(None, description="Up to 4 strings that end the answer.")
 
-    def question(self) -> str:
-        for message in reversed(self.messages):
-            if message.role == "user":
-                text = message.text()
-                if text.strip():
-                    return text
-                break
-        raise ApiError(400, "no question: the last user message is missing or empty")
+    def check_supported(self) -> None:
+        for name, value in (self.model_extra or {}).items():
+            if name in _IGNORED:
+                continue
+            if name not in _NEUTRAL:
+                raise ApiError(400, f"Unrecognized request argument supplied: {name}", "unknown_parameter",
+                               param=name)  # fmt: skip
+            if value not in _NEUTRAL[name]:
+                raise unsupported(name, _WHAT.get(name, name))
+        if self.stream_options and set(self.stream_options) - {"include_usage", "include_obfuscation"}:
+            extra = sorted(set(self.stream_options) - {"include_usage", "include_obfuscation"})[0]
+            raise unsupported(f"stream_options.{extra}", f"stream option {extra!r}")
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ApiError(400, f"'stop' holds {len(self.stop)} strings; give at most 4", "invalid_value", param="stop")
+
+    def stops(self) -> tuple[str, ...]:
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return tuple(s for s in stops if s)
+
+    def conversation(self) -> tuple[str, str | None, tuple[dict[str, str], ...]]:
+        """(the question, the caller's system text, the earlier turns): the question is the last message, which
+        must be the user's; system and developer messages join into the system text, in order."""
+        system: list[str] = []
+        turns: list[dict[str, str]] = []
+        for i, message in enumerate(self.messages):
+            where = f"messages.{i}"
+            role = message.role
+            if role in ("tool", "function") or (message.model_extra or {}).get("tool_calls"):
+                raise unsupported(where, "tool messages and tool calls")
+            if role not in ("system", "developer", "user", "assistant"):
+                raise ApiError(400, f"{where}.role: unknown role {role!r}; use system, user or assistant",
+                               "invalid_value", param=f"{where}.role")  # fmt: skip
+            text = message.text(where)
+            if role in ("system", "developer"):
+                system.append(text)
+            else:
+                turns.append({"role": role, "content": text})
+        if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
+            raise ApiError(400, "no question: the last message must be the user's, and not empty", "invalid_value",
+                           param="messages")  # fmt: skip
+        joined = "\n\n".join(t for t in system if t.strip()) or None
+        return turns[-1]["content"], joined, tuple(turns[:-1])
 
 
 class EmbeddingsRequest(BaseModel):

@@ -100,6 +100,7 @@ class ServerState:
                 project.index.refresh()
             project.embedder.encode(["warm up"])
             project.generator.count_tokens("warm up")  # loads the weights (the first load ever also converts them)
+            project.interactive_generator.count_tokens("warm up")  # single requests' backend, when it is another
         except Exception as exc:  # any failure: the server still starts, and says why
             # search may still work without the generator; /health says what failed, and answers return it as 502
             self.warm_error = str(exc) if isinstance(exc, RagtuneError) else f"{type(exc).__name__}: {exc}"

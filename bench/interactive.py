@@ -1,0 +1,162 @@
+"""The interactive path against its peer, side by side in one run: `ragtune ask`, ragtune's streamed chat answer,
+and `llama_cpp.server` on the same GGUF answering the same prompts.
+
+    .venv/bin/python bench/interactive.py            # 12 handbook questions (RAG, week 1)
+    .venv/bin/python bench/interactive.py -n 20 --json > bench/out/interactive.json
+
+A project holds the handbook as of week 1 (bench/ask_latency.py builds it). For each question, in turn and with
+the order alternating so that neither side always runs on a warmer machine:
+
+- **ask**: ``Answerer(project).ask(Question(...))``, what ``ragtune ask`` and ``POST /ask`` run, warm; its
+  wall time is what the request waits for (retrieval, prompt, generation, citations, trace);
+- **ragtune stream**: the same question through ``ragtune serve``'s ``/v1/chat/completions`` with
+  ``stream=True`` and the official ``openai`` client: the time to the first content chunk, and to the last;
+- **peer stream**: ``llama_cpp.server`` (the same GGUF, 2 threads) given the exact messages ragtune's RAG arm
+  built for that question, streamed through the same client, greedy, the same ``max_tokens``.
+
+Tokens per second are decoding rates: answer tokens (counted with the GGUF's tokenizer, the same for both sides)
+after the first, over the time from the first chunk to the last. Every question is asked once per side, so
+neither llama.cpp finds a whole prompt in its cache (both reuse the shared system prompt's prefix alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ask_latency import build_week1, handbook_facts, percentile  # noqa: E402
+
+from tests.generation.test_openai_peer import start_llama_server, stop  # noqa: E402
+
+
+def _stream(client: Any, model: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    first = None
+    text = ""
+    for chunk in client.chat.completions.create(
+        model=model, messages=messages, stream=True, max_tokens=max_tokens, temperature=0
+    ):
+        piece = chunk.choices[0].delta.content if chunk.choices else None
+        if piece:
+            first = first if first is not None else time.perf_counter() - t0
+            text += piece
+    return {"first_s": first, "total_s": time.perf_counter() - t0, "text": text.strip()}
+
+
+def _serve(project: Any) -> tuple[str, Any]:
+    import uvicorn
+
+    from ragtune.server.app import create_app
+
+    app = create_app(project, warm_up=True, environ={})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1", server
+
+
+def run(n: int) -> dict[str, Any]:
+    from openai import OpenAI
+
+    from ragtune.answer.pipeline import Answerer, Question
+    from ragtune.project import Project
+
+    facts = [f for f in handbook_facts(n + 1) if not f.groups][: n + 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Project.open(build_week1(Path(tmp) / "handbook"))
+        interactive = project.interactive_generator
+        limit = project.config.generator.max_new_tokens
+        url, server = _serve(project)
+        peer = start_llama_server()
+        try:
+            ours, theirs = OpenAI(base_url=url, api_key="x", max_retries=0), OpenAI(base_url=peer.url, api_key="x")
+            answerer = Answerer(project, record=False)
+            rows = []
+            for i, fact in enumerate(facts):
+                messages = answerer._prepare(Question(fact.question), interactive=True).messages or []
+                sides: dict[str, dict[str, Any]] = {}
+                order = ["ask", "ragtune", "peer"] if i % 2 else ["peer", "ragtune", "ask"]
+                for side in order:
+                    if side == "ask":
+                        t0 = time.perf_counter()
+                        answer = Answerer(project).ask(Question(fact.question))
+                        sides["ask"] = {"total_s": time.perf_counter() - t0, "text": answer.answer}
+                    elif side == "ragtune":
+                        question = [{"role": "user", "content": fact.question}]
+                        sides["ragtune"] = _stream(ours, "ragtune-rag", question, limit)
+                    else:
+                        sides["peer"] = _stream(theirs, "smollm2", messages, limit)
+                for side in sides.values():
+                    side["tokens"] = interactive.count_tokens(side["text"])
+                if i == 0:
+                    continue  # the warm-up question: not counted
+                rows.append({"question": fact.question, **sides})
+                print(
+                    f"{i:>2}/{n}  ask {sides['ask']['total_s']:.2f}s  ragtune first {sides['ragtune']['first_s']:.3f}s "
+                    f"total {sides['ragtune']['total_s']:.2f}s  peer first {sides['peer']['first_s']:.3f}s total "
+                    f"{sides['peer']['total_s']:.2f}s",
+                    file=sys.stderr,
+                )
+        finally:
+            stop(peer)
+            server.should_exit = True
+            project.close()
+    return {"n": len(rows), "backend": interactive.identity(), "max_new_tokens": limit, "rows": rows}
+
+
+def _rate(side: dict[str, Any]) -> float | None:
+    span = side["total_s"] - (side.get("first_s") or 0.0)
+    return (side["tokens"] - 1) / span if side["tokens"] > 1 and span > 0 else None
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    rows = result["rows"]
+
+    def stat(side: str, key: str) -> dict[str, float]:
+        xs = [r[side][key] * 1000 for r in rows if r[side].get(key) is not None]
+        return {"p50_ms": round(percentile(xs, 50), 1), "p95_ms": round(percentile(xs, 95), 1)}
+
+    rates = {s: [x for x in (_rate(r[s]) for r in rows) if x] for s in ("ragtune", "peer")}
+    ours, theirs = statistics.median(rates["ragtune"]), statistics.median(rates["peer"])
+    same = sum(r["ragtune"]["text"] == r["peer"]["text"] for r in rows)
+    return {
+        "n": result["n"],
+        "backend": result["backend"],
+        "ask_total": stat("ask", "total_s"),
+        "ragtune_first_token": stat("ragtune", "first_s"),
+        "ragtune_total": stat("ragtune", "total_s"),
+        "peer_first_token": stat("peer", "first_s"),
+        "peer_total": stat("peer", "total_s"),
+        "tokens_per_s": {"ragtune": round(ours, 1), "peer": round(theirs, 1), "ratio": round(ours / theirs, 3)},
+        "mean_answer_tokens": round(statistics.mean(r["ragtune"]["tokens"] for r in rows), 1),
+        "same_text_as_peer": f"{same}/{len(rows)}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=12, help="questions measured (after one warm-up)")
+    parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
+    args = parser.parse_args()
+    result = run(args.n)
+    summary = summarize(result)
+    if args.json:
+        print(json.dumps({"summary": summary, **result}, indent=2))
+        return
+    for key, value in summary.items():
+        print(f"{key:<22} {value}")
+
+
+if __name__ == "__main__":
+    main()
