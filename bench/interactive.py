@@ -34,9 +34,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ask_latency import build_week1, handbook_facts, percentile  # noqa: E402
+from ask_latency import build_week1, handbook_facts, percentile
 
-from tests.generation.test_openai_peer import start_llama_server, stop  # noqa: E402
+from tests.generation.test_openai_peer import start_llama_server, stop
 
 
 def _stream(client: Any, model: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
