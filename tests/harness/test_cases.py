@@ -286,3 +286,9 @@ def test_a_value_with_a_line_breaking_character_stays_on_one_line(tmp_path: Path
     path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8", errors="surrogatepass")
     [problem] = validate_cases(path)
     assert problem.field == "as_of" and len(str(problem).splitlines()) == 1, str(problem)
+
+
+def test_a_blank_gold_passage_is_refused(tmp_path: Path) -> None:
+    line = '{"id": "a", "question": "q", "answers": ["x"], "evidence_texts": ["The text.", "  "]}'
+    problems = validate_cases(cases_file(tmp_path, line))
+    assert [(p.field, p.problem) for p in problems] == [("evidence_texts", "a passage must not be blank")]

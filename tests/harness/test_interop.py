@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import BaseModel, ValidationError
 
 from ragtune.cli.cases_cmd import cases_group
 from ragtune.errors import HarnessError
 from ragtune.harness.cases import load_cases
 from ragtune.harness.interop import (
     IMPORTERS,
+    RAGAS_LIST_COLUMNS,
     ExportRow,
     Imported,
+    export_deepeval,
     export_ragas,
     export_ragchecker,
     import_deepeval,
@@ -123,6 +126,7 @@ def test_ragas_testset_and_jsonl_shapes(tmp_path: Path) -> None:
     assert [c.id for c in cases] == ["ragas-1", "ragas-3", "dup"]
     first = cases[0]
     assert first.evidence == ["docs/pricing.md"] and first.answers == ["600 requests per minute"]
+    assert first.evidence_texts == ["The Pro plan allows 600 requests per minute."]  # gold passages, kept as text
     assert first.tags == ["synthesizer_name:single_hop_specific_query_synthesizer", "persona_name:Developer"]
     assert cases[1].answers == ["yes", "indeed"]
     reasons = {s.where.rsplit(":", 1)[1]: s.reason for s in report.skipped}
@@ -130,7 +134,7 @@ def test_ragas_testset_and_jsonl_shapes(tmp_path: Path) -> None:
     assert reasons["5"].startswith("duplicate id 'dup' (first at")
     assert reasons["6"].startswith("not valid JSON")
     assert report.records == 6
-    assert set(report.dropped) == {"reference_contexts", "answer", "contexts"}
+    assert set(report.dropped) == {"answer", "contexts"}
 
 
 # --- RAGChecker, IFEval, DeepEval -------------------------------------------------------------------------------
@@ -226,9 +230,10 @@ def test_deepeval_json_goldens(tmp_path: Path) -> None:
         ("deepeval-2", "Who signs the expense reports?", ["Team leads sign them."]),
     ]
     assert report.skipped[0].reason.startswith("no expected_output")
-    assert {"context", "retrieval_context", "actual_output", "source_file", "additional_metadata"} <= set(
-        report.dropped
-    )
+    # DeepEval's context is the ideal passages: kept as the case's gold passages
+    assert cases[0].evidence_texts == ["The Pro plan allows 600 requests per minute.", "Limits reset every minute."]
+    assert {"retrieval_context", "actual_output", "source_file", "additional_metadata"} <= set(report.dropped)
+    assert "context" not in report.dropped
 
 
 def test_deepeval_csv_goldens(tmp_path: Path) -> None:
@@ -258,6 +263,7 @@ def test_deepeval_csv_goldens(tmp_path: Path) -> None:
             writer.writerow([cells.get(c) for c in columns])
     cases, report = import_deepeval(path)
     assert [c.id for c in cases] == ["pro-limit", "deepeval-2"]
+    assert cases[0].evidence_texts == ["The Pro plan allows 600 requests per minute.", "Limits reset every minute."]
     assert report.skipped[0].where == f"{path}:4"
 
 
@@ -287,6 +293,7 @@ def rows() -> list[ExportRow]:
         question="What is the Pro plan's limit?",
         answers=["600 requests per minute", "600 rpm"],
         evidence=["docs/pricing.md"],
+        evidence_texts=['The Pro plan allows 600 requests per minute, "burst" included.'],
     )
     two = Case(id="q2", question='Who signs, "exactly"?\nSecond line, with comma', answers=["Team leads"])
     return [
@@ -312,6 +319,7 @@ def test_export_ragas_jsonl_shape(tmp_path: Path) -> None:
         "response": "600 requests per minute [1]",
         "reference": "600 requests per minute",
         "ground_truths": ["600 requests per minute", "600 rpm"],
+        "reference_contexts": ['The Pro plan allows 600 requests per minute, "burst" included.'],
         "reference_context_ids": ["docs/pricing.md"],
         "exact_match": 1.0,
         "faithfulness": None,
@@ -333,7 +341,8 @@ def test_export_ragas_csv_shape(tmp_path: Path) -> None:
         "reference",
     ]
     assert json.loads(table[0]["retrieved_contexts"]) == ["The Pro plan allows 600."]
-    assert (table[0]["exact_match"], table[0]["faithfulness"], table[1]["ground_truths"]) == ("1.0", "", "")
+    # a list cell is a JSON array even when empty, so that one json.loads per list column reads every row
+    assert (table[0]["exact_match"], table[0]["faithfulness"], table[1]["ground_truths"]) == ("1.0", "", "[]")
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
@@ -342,9 +351,80 @@ def test_ragas_round_trip(tmp_path: Path, suffix: str) -> None:
     export_ragas(rows(), path)
     cases, report = import_ragas(path)
     assert report.skipped == []
-    assert [(c.id, c.question, c.answers, c.evidence) for c in cases] == [
-        (r.case.id, r.case.question, r.case.answers, r.case.evidence) for r in rows()
+    assert [(c.id, c.question, c.answers, c.evidence, c.evidence_texts) for c in cases] == [
+        (r.case.id, r.case.question, r.case.answers, r.case.evidence, r.case.evidence_texts) for r in rows()
     ]
+
+
+class RagasSingleTurnSample(BaseModel):
+    """The fields and types of ragas.dataset_schema.SingleTurnSample (ragas 0.4.3, read from its source; ragas is
+    not installed here: docs/decisions.md). Unknown columns are ignored, as pydantic's default does for RAGAS."""
+
+    user_input: str | None = None
+    retrieved_contexts: list[str] | None = None
+    reference_contexts: list[str] | None = None
+    retrieved_context_ids: list[str | int] | None = None
+    reference_context_ids: list[str | int] | None = None
+    response: str | None = None
+    multi_responses: list[str] | None = None
+    reference: str | None = None
+    rubrics: dict[str, str] | None = None
+    persona_name: str | None = None
+    query_style: str | None = None
+    query_length: str | None = None
+
+
+def test_ragas_csv_loads_the_way_ragas_reads_a_csv(tmp_path: Path) -> None:
+    """RAGAS 0.4 has no CSV reader: a CSV reaches EvaluationDataset.from_pandas through pandas.read_csv, which
+    leaves list cells as text and empty cells as NaN. With the list columns parsed by json.loads and
+    keep_default_na=False (docs/eval.md), every row validates as a SingleTurnSample; without them none does."""
+    pd = pytest.importorskip("pandas")
+    path = tmp_path / "results.csv"
+    export_ragas(rows(), path)
+    frame = pd.read_csv(path, keep_default_na=False, converters={c: json.loads for c in RAGAS_LIST_COLUMNS})
+    samples = [RagasSingleTurnSample(**record) for record in frame.to_dict(orient="records")]  # from_pandas
+    assert samples[0].retrieved_contexts == ["The Pro plan allows 600."]
+    assert samples[0].reference_contexts == rows()[0].case.evidence_texts
+    assert samples[1].retrieved_contexts == [] and samples[1].reference == "Team leads"
+    with pytest.raises(ValidationError, match="retrieved_contexts"):  # read as RAGAS 0.2's from_csv did
+        RagasSingleTurnSample(**pd.read_csv(path).to_dict(orient="records")[0])
+
+
+def test_export_deepeval_writes_llm_test_case_fields(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "deepeval.json"
+    export_deepeval(rows(), path)
+    first, second = json.loads(path.read_text(encoding="utf-8"))
+    # the keys add_goldens_from_json_file reads by default, and add_test_cases_from_json_file reads when named
+    # (deepeval 4.3.1: tried once in a throwaway virtual environment, docs/decisions.md)
+    assert first == {
+        "name": "q1",
+        "input": "What is the Pro plan's limit?",
+        "actual_output": "600 requests per minute [1]",
+        "expected_output": "600 requests per minute",
+        "context": ['The Pro plan allows 600 requests per minute, "burst" included.'],
+        "retrieval_context": ["The Pro plan allows 600."],
+        "input_token_count": 0,
+        "output_token_count": 0,
+        "additional_metadata": {
+            "arm": "rag",
+            "answers": ["600 requests per minute", "600 rpm"],
+            "stale_answers": [],
+            "evidence": ["docs/pricing.md"],
+            "retrieval_context_ids": ["docs/pricing.md"],
+            "tags": [],
+            "scores": {"exact_match": 1.0, "faithfulness": None},
+            "latency_ms": 0.0,
+            "error": None,
+        },
+    }
+    assert second["context"] is None and second["retrieval_context"] == []
+    cases, report = import_deepeval(path)  # and back: id, question, first answer, passages
+    assert [(c.id, c.question, c.answers, c.evidence_texts) for c in cases] == [
+        (r.case.id, r.case.question, r.case.answers[:1], r.case.evidence_texts) for r in rows()
+    ]
+    assert report.skipped == []
+    with pytest.raises(HarnessError, match=r"DeepEval export writes \.json"):
+        export_deepeval(rows(), tmp_path / "x.jsonl")
 
 
 def test_export_ragchecker_shape_and_round_trip(tmp_path: Path) -> None:

@@ -14,6 +14,25 @@ from ragtune.retrieval.search import Hit
 
 _WORD = re.compile(r"\w+")
 
+CASE_PASSAGE = "case-passage"
+"""The doc_id of a passage a question carries as text (a case's ``evidence_texts``) rather than naming a document.
+Its chunk ids are ``case-passage#N``: without an ``@``, no stored chunk's id (``doc@version#n``) can be one."""
+
+
+def passage_hits(texts: Sequence[str]) -> list[Hit]:
+    """Passages given as text, as hits in their given order: ``case-passage#1``, ``case-passage#2``..."""
+    return [
+        Hit(CASE_PASSAGE, 0, f"{CASE_PASSAGE}#{n}", 1.0, text, title=f"Reference passage {n}")
+        for n, text in enumerate(texts, start=1)
+    ]
+
+
+def passage_number(chunk_id: str) -> int | None:
+    """N of a carried passage's chunk id ``case-passage#N`` (1-based); None for any other chunk id."""
+    prefix = f"{CASE_PASSAGE}#"
+    number = chunk_id[len(prefix) :] if chunk_id.startswith(prefix) else ""
+    return int(number) if number.isdigit() and int(number) > 0 else None
+
 
 @dataclass
 class Source:

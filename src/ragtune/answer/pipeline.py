@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from ragtune.answer.citations import Citation, StreamedCitations, cite
-from ragtune.answer.context import Context, assemble
+from ragtune.answer.context import Context, assemble, passage_hits
 from ragtune.answer.prompt import NO_SOURCES_ANSWER, closed_book_messages, rag_messages
 from ragtune.corpus.model import iso
 from ragtune.errors import ConfigError
@@ -57,6 +57,7 @@ class Question:
     k: int | None = None
     caller: str | None = None
     evidence: tuple[str, ...] = ()  # gold document ids: what the oracle arm puts in the prompt
+    evidence_texts: tuple[str, ...] = ()  # gold passages given as text: the oracle arm adds them as they are
     system: str | None = None  # the caller's system text, added after the arm's rules
     history: tuple[Message, ...] = ()  # earlier user and assistant turns, oldest first
 
@@ -212,10 +213,13 @@ class Answerer:
         t = time.perf_counter()
         filters = Filters(as_of=q.as_of, groups=q.groups)
         if arm == "oracle":
-            if not q.evidence:
-                raise ConfigError("the oracle arm needs the gold evidence (document ids) of the question")
-            # the gold documents as they stood at as_of, still subject to the asker's groups, best chunks first
-            result = self.retriever().search_within(q.search_query(), q.evidence, q.k or settings.sources, filters)
+            if not q.evidence and not q.evidence_texts:
+                raise ConfigError("the oracle arm needs the gold evidence (document ids or passages) of the question")
+            # the gold documents as they stood at as_of, still subject to the asker's groups, best chunks first;
+            # then the passages the question carries as text (the case author's data, not the corpus's)
+            k = q.k or settings.sources
+            result = self.retriever().search_within(q.search_query(), q.evidence, k, filters) if q.evidence else SearchResult([], {}, 0)  # fmt: skip
+            result.hits += passage_hits(q.evidence_texts)
         else:
             result = self.retriever().search(q.search_query(), q.k or settings.sources, filters)
         timings["retrieve"] = _ms(t)
@@ -275,6 +279,7 @@ class Answerer:
                 "context_budget": p.context.budget if p.context else 0,
             }
             | ({"evidence": list(q.evidence)} if q.evidence else {})
+            | ({"evidence_texts": list(q.evidence_texts)} if q.evidence_texts else {})
             | ({"decoding": decoding.to_json()} if decoding and decoding.to_json() else {})
             | ({"history_turns": len(q.history), "search_query": q.search_query()} if q.history else {})
             | ({"system": q.system} if q.system else {}),

@@ -118,24 +118,24 @@ def runs_show(run: str, project_dir: Path | None, as_json: bool) -> None:
 @runs_group.command("export")
 @click.argument("run")
 @click.option("--arm", required=True, help="The arm whose results to export.")
-@click.option("--to", "fmt", type=click.Choice(["ragas", "ragchecker"]), required=True, help="The shape to write.")
+@click.option("--to", "fmt", type=click.Choice(["ragas", "deepeval", "ragchecker"]), required=True, help="The shape to write.")  # fmt: skip
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="File to write: .jsonl or .csv for ragas, .json for ragchecker.",
+    help="File to write: .jsonl or .csv for ragas, .json for deepeval and ragchecker.",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @project_option
 @json_option
 def runs_export(run: str, arm: str, fmt: str, output: Path, force: bool, project_dir: Path | None, as_json: bool) -> None:  # fmt: skip
-    """Write one arm's results of RUN as a RAGAS or RAGChecker data set (answers, contexts, scores)."""
+    """Write one arm's results of RUN as a RAGAS, DeepEval or RAGChecker data set (answers, contexts, scores)."""
     from ragtune.harness.export import export_run
 
     if output.exists() and not force:
         raise HarnessError(f"{output} exists; pass --force to overwrite it")
-    n = export_run(open_project(project_dir).store, run, arm, "ragas" if fmt == "ragas" else "ragchecker", output)
+    n = export_run(open_project(project_dir).store, run, arm, fmt, output)
     if as_json:
         emit_json({"run": run, "arm": arm, "format": fmt, "rows": n, "path": str(output)})
     else:

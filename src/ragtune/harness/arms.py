@@ -124,7 +124,10 @@ class PipelineArm:
         from ragtune.corpus.model import parse_when
 
         as_of = parse_when(case.as_of, end_of_day=True) if case.as_of else None
-        return Question(case.question, self.base, as_of, tuple(case.groups), evidence=tuple(case.evidence))
+        return Question(
+            case.question, self.base, as_of, tuple(case.groups),
+            evidence=tuple(case.evidence), evidence_texts=tuple(case.evidence_texts),
+        )  # fmt: skip
 
     def answer(self, cases: Sequence[Case]) -> list[Output]:
         from ragtune.answer.pipeline import Answerer
@@ -133,7 +136,7 @@ class PipelineArm:
         outputs: dict[str, Output] = {}
         todo = []
         for case in cases:
-            if self.base == "oracle" and not case.evidence:
+            if self.base == "oracle" and not case.evidence and not case.evidence_texts:
                 outputs[case.id] = Output(case.id, self.name, "", error="the case lists no evidence for the oracle")
             else:
                 todo.append(case)
@@ -154,7 +157,7 @@ class PipelineArm:
         (``[generator] interactive``), so that the harness times what a user waits for."""
         from ragtune.answer.pipeline import Answerer
 
-        if self.base == "oracle" and not case.evidence:
+        if self.base == "oracle" and not case.evidence and not case.evidence_texts:
             return self.answer([case])[0]
         answerer = Answerer(self.project, self._generator, record=self.project.config.eval.traces)
         try:

@@ -296,6 +296,7 @@ def case_json_schema() -> dict[str, Any]:
     props = schema["properties"]
     for name in ("id", "question"):
         props[name]["pattern"] = r"\S"  # not blank: at least one non-space character
+    props["evidence_texts"]["items"]["pattern"] = r"\S"  # no blank passage (Case._passages_not_blank)
     as_of = props["as_of"]["anyOf"][0]
     as_of["pattern"] = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # `format` alone is only an annotation by default
     # a case needs answers, a format or evidence (Case._something_to_score)

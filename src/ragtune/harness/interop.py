@@ -1,7 +1,8 @@
 """Cases from other evaluation tools' data sets, and results back in their shapes.
 
 Importers turn RAGAS, DeepEval, RAGChecker and IFEval files into cases and say what they left out and why; the
-exporters write a run's rows as RAGAS and RAGChecker read them, so their metrics can run on ragtune's outputs::
+exporters write a run's rows as RAGAS, DeepEval and RAGChecker read them, so their metrics can run on ragtune's
+outputs::
 
     cases, report = IMPORTERS["ragas"](Path("testset.csv"))
     export_ragas(rows, Path("results.csv"))           # rows: list[ExportRow]
@@ -121,6 +122,7 @@ _WHY = {
     "metrics": "scores of an earlier run, not part of a case",
 }
 _OTHER = "no case field holds it"
+_DEEPEVAL_DELIMITER = "|"  # how DeepEval's save_as joins a list in a CSV cell (deepeval.dataset.utils.DELIMITER)
 _PASS = {"pass", "passed", "true", "1", "yes", "correct"}
 
 
@@ -312,7 +314,7 @@ _RAGAS_TAGS = ("synthesizer_name", "persona_name", "query_style", "query_length"
 @register_importer("ragas")
 def import_ragas(path: Path) -> Imported:
     """RAGAS data sets (CSV, JSONL or JSON): user_input/question → question; reference, ground_truth(s) → answers;
-    reference_context_ids → evidence; a response graded correct (correctness=pass, or a score of 1 in
+    reference_context_ids → evidence; reference_contexts → evidence_texts; a response graded correct (correctness=pass, or a score of 1 in
     answers/scores) is an acceptable answer too. Ids: the record's ``id``, else ``ragas-<n>``."""
 
     def convert(record: _Record, report: ImportReport) -> Case | None:
@@ -325,7 +327,8 @@ def import_ragas(path: Path) -> Imported:
             why = "a conversation (multi-turn sample)" if isinstance(question, list) else "missing"
             report.skip(record.where, f"no question: user_input/question/query is {why}")
             return None
-        used = {qname or "", "id", "correctness", "scores", "reference_context_ids", *_RAGAS_REFERENCE, *_RAGAS_TAGS}
+        used = {qname or "", "id", "correctness", "scores", "reference_context_ids", "reference_contexts",
+                *_RAGAS_REFERENCE, *_RAGAS_TAGS}  # fmt: skip
         answers = [a for name in _RAGAS_REFERENCE for a in _texts(data.get(name), cell_list=name in _RAGAS_LISTS)]
         graded = str(data.get("correctness", "")).strip().lower()
         response = _text(data.get("response"))
@@ -341,6 +344,7 @@ def import_ragas(path: Path) -> Imported:
                 else:
                     wrong += 1
         evidence = _texts(data.get("reference_context_ids"), cell_list=True)
+        passages = _texts(data.get("reference_contexts"), cell_list=True)
         if not answers and not evidence:
             reason = f"graded {graded!r}" if graded and graded not in _PASS else "none given"
             report.skip(record.where, f"no reference answer ({reason}; looked for {', '.join(_RAGAS_REFERENCE)})")
@@ -354,6 +358,7 @@ def import_ragas(path: Path) -> Imported:
             question=question.strip(),
             answers=_unique(answers),
             evidence=_unique(evidence),
+            evidence_texts=_unique(passages),
             tags=tags,
             wrong=wrong,
         )
@@ -364,7 +369,9 @@ def import_ragas(path: Path) -> Imported:
 @register_importer("deepeval")
 def import_deepeval(path: Path) -> Imported:
     """DeepEval goldens as ``EvaluationDataset.save_as`` writes them (JSON list, JSONL or CSV): input → question,
-    expected_output → answers. Ids: the golden's ``name``, else ``deepeval-<n>``."""
+    expected_output → answers, context (the ideal passages) → evidence_texts. Ids: the golden's ``name``, else
+    ``deepeval-<n>``."""
+    csv_file = path.suffix.lower() == ".csv"
 
     def convert(record: _Record, report: ImportReport) -> Case | None:
         data = record.data
@@ -376,9 +383,14 @@ def import_deepeval(path: Path) -> Imported:
             report.skip(record.where, "no expected_output (nothing to score against)")
             return None
         case_id = _text(data.get("name")) or f"deepeval-{record.number}"
+        # save_as writes a CSV cell's list joined by DeepEval's delimiter '|'; JSON keeps it a list
+        context = data.get("context")
+        if isinstance(context, str) and csv_file:
+            context = context.split(_DEEPEVAL_DELIMITER)
         return _build(
-            record, report, {"input", "expected_output", "name"}, id=case_id, question=question, answers=[answer]
-        )
+            record, report, {"input", "expected_output", "name", "context"},
+            id=case_id, question=question, answers=[answer], evidence_texts=_unique(_texts(context, cell_list=True)),
+        )  # fmt: skip
 
     return _import(path, "deepeval", convert)
 
@@ -452,6 +464,11 @@ def _context_id(context: dict[str, str]) -> str:
     return context.get("doc_id") or context.get("chunk_id") or ""
 
 
+RAGAS_LIST_COLUMNS = ("retrieved_contexts", "retrieved_context_ids", "ground_truths", "reference_contexts",
+                      "reference_context_ids")  # fmt: skip
+"""The columns of :func:`export_ragas` that hold lists: in CSV, each cell is a JSON array."""
+
+
 def export_ragas(rows: list[ExportRow], path: Path) -> None:
     """Rows as a RAGAS evaluation data set, JSONL or CSV by ``path``'s extension: id, user_input,
     retrieved_contexts, response, reference (the first answer), then optional columns and one column per score.
@@ -476,9 +493,11 @@ def export_ragas(rows: list[ExportRow], path: Path) -> None:
         }
         if len(case.answers) > 1:
             record["ground_truths"] = list(case.answers)
+        if case.evidence_texts:
+            record["reference_contexts"] = list(case.evidence_texts)
         if case.evidence:
             record["reference_context_ids"] = list(case.evidence)
-        clash = set(row.scores) & (set(record) | {"ground_truths", "reference_context_ids"})
+        clash = set(row.scores) & (set(record) | set(RAGAS_LIST_COLUMNS))
         if clash:
             raise HarnessError(f"score name {sorted(clash)[0]!r} clashes with a RAGAS column; rename the scorer")
         records.append(record | row.scores)
@@ -492,7 +511,9 @@ def export_ragas(rows: list[ExportRow], path: Path) -> None:
         writer = csv.writer(out)
         writer.writerow(columns)
         for record in records:
-            writer.writerow([_cell(record.get(c)) for c in columns])
+            # a list column's cell is always a JSON array, [] when empty, so one json.loads per list column reads
+            # every row (pandas' converters=, before RAGAS's from_pandas)
+            writer.writerow([_cell([] if c in RAGAS_LIST_COLUMNS and record.get(c) is None else record.get(c)) for c in columns])  # fmt: skip
 
 
 def _cell(value: Any) -> str:
@@ -501,6 +522,44 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return json.dumps(value, ensure_ascii=False)  # also a valid Python literal, for ast.literal_eval readers
     return str(value)
+
+
+def export_deepeval(rows: list[ExportRow], path: Path) -> None:
+    """Rows as DeepEval test cases: a JSON list whose keys are ``LLMTestCase``'s own field names, so that
+    ``EvaluationDataset.add_goldens_from_json_file(path)`` reads every field with its defaults, and
+    ``add_test_cases_from_json_file`` reads it given those names (docs/eval.md). ``expected_output`` is the first
+    answer; ``context`` the case's passages (evidence_texts); ragtune's ids, answers, evidence and scores go to
+    ``additional_metadata``."""
+    if path.suffix.lower() != ".json":
+        raise HarnessError(f"{path}: DeepEval export writes .json (a list of test cases), not '{path.suffix}'")
+    records: list[dict[str, Any]] = []
+    for row in rows:
+        case, output = row.case, row.output
+        records.append(
+            {
+                "name": case.id,
+                "input": case.question,
+                "actual_output": output.answer,
+                "expected_output": case.answers[0] if case.answers else None,
+                "context": list(case.evidence_texts) or None,
+                "retrieval_context": [c.get("text", "") for c in row.contexts],
+                "input_token_count": output.tokens_in,
+                "output_token_count": output.tokens_out,
+                "additional_metadata": {
+                    "arm": output.arm,
+                    "answers": list(case.answers),
+                    "stale_answers": list(case.stale_answers),
+                    "evidence": list(case.evidence),
+                    "retrieval_context_ids": [_context_id(c) for c in row.contexts],
+                    "tags": list(case.tags),
+                    "scores": dict(row.scores),
+                    "latency_ms": output.latency_ms,
+                    "error": output.error,
+                },
+            }
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def export_ragchecker(rows: list[ExportRow], path: Path) -> None:

@@ -73,6 +73,11 @@ class Case(_Strict):
     )
     stale_answers: list[str] = Field(default_factory=list, description="Values that used to be right.")
     evidence: list[str] = Field(default_factory=list, description="Gold document ids.")
+    evidence_texts: list[str] = Field(
+        default_factory=list,
+        description="Gold passages as text, carried in the case file (a RAGAS test set's reference_contexts); the "
+        "oracle arm gives them to the model as they are.",
+    )
     as_of: date | None = Field(None, description="The date the question is asked at (YYYY-MM-DD).")
     format: FormatSpec | None = Field(None, description="The rule the answer's form must follow.")
     groups: list[str] = Field(default_factory=list, description="The asker's access groups.")
@@ -83,6 +88,13 @@ class Case(_Strict):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        return value
+
+    @field_validator("evidence_texts")
+    @classmethod
+    def _passages_not_blank(cls, value: list[str]) -> list[str]:
+        if any(not text.strip() for text in value):
+            raise ValueError("a passage must not be blank")
         return value
 
     @model_validator(mode="after")

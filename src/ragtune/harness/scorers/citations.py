@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from ragtune.answer.citations import MARKER
+from ragtune.answer.context import passage_number
 from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers.base import ScoringContext, arm_failed, register_scorer
 from ragtune.harness.scorers.text import strip_markers
@@ -51,6 +52,15 @@ def sentences_citing(answer: str) -> dict[int, list[str]]:
     return dict(by_n)
 
 
+def _cited_text(case: Case, ctx: ScoringContext, chunk_id: str) -> tuple[str, str] | None:
+    """``(heading, text)`` of a cited chunk: from the store, or, for a passage the case carries as text
+    (``case-passage#N``, the oracle arm's), from the case itself."""
+    n = passage_number(chunk_id)
+    if n is not None:
+        return ("", case.evidence_texts[n - 1]) if n <= len(case.evidence_texts) else None
+    return ctx.chunk_text(chunk_id)
+
+
 @register_scorer(NAME)
 def support(case: Case, output: Output, ctx: ScoringContext) -> Score | None:
     """Citation precision: the share of checkable citations whose chunk supports their sentence(s)."""
@@ -68,7 +78,7 @@ def support(case: Case, output: Output, ctx: ScoringContext) -> Score | None:
     for cited in output.citations:
         row: dict[str, Any] = {k: cited.get(k) for k in ("n", "doc_id", "version", "chunk_id", "mode")}
         rows.append(row)
-        chunk = ctx.chunk_text(str(cited["chunk_id"])) if cited.get("chunk_id") else None
+        chunk = _cited_text(case, ctx, str(cited["chunk_id"])) if cited.get("chunk_id") else None
         if chunk is None:
             row |= {"supported": None, "overlap": None, "why": "the cited chunk is not in the store"}
             continue
