@@ -104,3 +104,29 @@ def test_compare_uses_request_times(handbook: Any, tmp_path: Path) -> None:
     execute_run(handbook, cases, ["closed-book"], name="b")
     out = compare_arms(handbook.store, ("a", "closed-book"), ("b", "closed-book"))
     assert out["metrics"]["p50_ms"]["a"] >= CALL_S * 1000 and out["metrics"]["p50_ms"]["b"] >= CALL_S * 1000
+
+
+class Alone(SlowScripted):
+    """The interactive backend of a project: answers "alone" to every question."""
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": "alone", "model": "scripted"}
+
+    def reply(self, messages: Sequence[Message]) -> str:
+        return "alone"
+
+
+def test_the_timed_sample_answers_on_the_serving_backend(handbook: Any, tmp_path: Path) -> None:
+    """`ragtune ask` and the server answer on `Project.interactive_generator`; the harness times its sample there,
+    keeps those answers, and says so in the arm's identity, while its batches stay on the batch generator."""
+    batch, alone = SlowScripted(), Alone()
+    handbook.__dict__["generator"] = batch
+    handbook.__dict__["interactive_generator"] = alone
+    handbook.config.eval.latency_sample = 2
+    cases = write_cases(tmp_path / "cases.jsonl", _cases(6))
+    header = execute_run(handbook, cases, ["closed-book"], name="serving")
+    assert batch.calls == [4] and alone.calls == [1, 1]
+    rows = load_results(handbook.store, "serving")["closed-book"]
+    assert [r["answer"] == "alone" for r in rows] == [r["request_ms"] is not None for r in rows]
+    identity = header.settings["arms"]["closed-book"]
+    assert identity["model"]["backend"] == "scripted" and identity["requests_model"]["backend"] == "alone"

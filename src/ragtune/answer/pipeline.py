@@ -200,9 +200,10 @@ class Answerer:
         arm = pipeline_arm(q.arm)
         if not q.text.strip():
             raise ConfigError("empty question; ask something")
-        generator = self.generator_for(q.arm, q.groups)
         if interactive and self._generator is None and arm == q.arm:
-            generator = self.project.interactive_generator
+            generator = self.project.interactive_generator  # a fine-tune, or a generator given, answers as it is
+        else:
+            generator = self.generator_for(q.arm, q.groups)
         started = time.perf_counter()
         timings: dict[str, float] = {}
         history = self._fitting_history(q, generator, decoding)

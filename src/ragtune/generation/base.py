@@ -139,15 +139,14 @@ class TextStream:
             self.text, self.stopped = text[: min(cuts)].rstrip(), True
             return self._take(self.text), True
         self.text = text
-        hold = len(text) - len(text.rstrip())
-        if text.endswith("\ufffd"):  # half a character: the next token completes it
-            hold = max(hold, len(text) - len(text.rstrip("\ufffd")))
+        hold = len(text) - len(text.rstrip("\ufffd"))  # half a character: the next token completes it
         for stop in self.stops:
             for n in range(min(len(stop) - 1, len(text)), 0, -1):
                 if text.endswith(stop[:n]):
                     hold = max(hold, n)
                     break
-        return self._take(text[: len(text) - hold]), False
+        # blanks before what is held wait too: the answer may end there, and it ends without them
+        return self._take(text[: len(text) - hold].rstrip()), False
 
     def finish(self) -> str:
         """What is left to send once decoding has ended."""
