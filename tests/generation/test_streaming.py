@@ -107,7 +107,7 @@ def test_transformers_streams_the_answer_its_batch_writes(generator: Any) -> Non
         batched.tokens_out,
         batched.finish_reason,
     )
-    short_pieces, short = _streamed(generator, Decoding(max_new_tokens=4))
+    _, short = _streamed(generator, Decoding(max_new_tokens=4))
     assert short.tokens_out == 4 and short.finish_reason == "length" and batched.text.startswith(short.text)
 
 
