@@ -242,6 +242,12 @@ class EvalSection(_Section):
         description="The content.judge model: the name of an [endpoints.NAME] table, or 'generator' for the "
         "project's own [generator]; empty leaves content.judge unscored.",
     )
+    cache: bool = Field(
+        True,
+        description="Answer a prompt seen before from the generation cache in the store (greedy decoding by a "
+        "local model only; its latency and cost are then not measured); `ragtune eval --no-cache` turns it off "
+        "for one run.",
+    )
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples of the percentile bootstrap.")
     seed: int = Field(0, description="Seed of the bootstrap, so that summaries repeat exactly.")
     traces: bool = Field(
