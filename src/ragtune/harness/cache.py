@@ -270,7 +270,9 @@ class CachingAnswerer(Answerer):
         p = super()._prepare(q)
         if p.messages is not None:
             sources = p.context.sources if p.context is not None else []
-            self._keys[id(q)] = self.cached_generator.expect(p.messages, [(s.hit.doc_id, s.hit.version) for s in sources])
+            self._keys[id(q)] = self.cached_generator.expect(
+                p.messages, [(s.hit.doc_id, s.hit.version) for s in sources]
+            )
         return p
 
     def was_cached(self, q: Question) -> bool:

@@ -508,6 +508,9 @@ def summarize_run(project: Project, name: str) -> dict[str, Any]:
         "arms": arms,
         # cases whose answers forget redacted: their labels and figures above still count, their text is gone
         "redacted": redacted_cases(store, name),
+        # answers read back from the generation cache, over every arm (each arm's own count is its "cached")
+        "cached": sum(a["cached"] for a in arms.values()),
+        "rescored_from": info.settings.get("rescored_from"),
     }
 
 
