@@ -124,6 +124,9 @@ class GenerationCache:
         self.project = project
         self.enabled = enabled
         self._wrapped: dict[int, CachedGenerator] = {}
+        # what this cache (one run's) wrote is not read back by it: within a run every arm generates its own
+        # answers (the prompts arm's plain variant is closed-book's prompt), so a first run measures every arm
+        self._written: set[str] = set()
 
     def wrap(self, generator: Generator) -> Generator:
         """``generator`` answering through the cache (the same wrapper for the same generator), or unchanged when
@@ -135,8 +138,10 @@ class GenerationCache:
         return self._wrapped[id(generator)]
 
     def get(self, keys: Sequence[str]) -> dict[str, Generation]:
+        """The stored answers of these keys, from earlier runs."""
         found: dict[str, Generation] = {}
         db = self.project.store.db
+        keys = [k for k in keys if k not in self._written]
         for i in range(0, len(keys), 500):
             part = list(keys[i : i + 500])
             rows = db.execute(
@@ -165,6 +170,7 @@ class GenerationCache:
                     (key, now, model, version, adapter, gen.text, gen.tokens_in, gen.tokens_out, gen.finish_reason,
                      round(gen.ms, 3)),
                 )  # fmt: skip
+                self._written.add(key)
                 if cur.rowcount:
                     db.executemany(
                         "INSERT OR IGNORE INTO generation_cache_docs (key, doc_id, version) VALUES (?, ?, ?)",
