@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ragtune.config import GeneratorSection
 from ragtune.corpus.forget import forget
 from ragtune.corpus.ingest import ingest_paths
 from ragtune.corpus.loaders import Defaults
-from ragtune.harness.cache import GenerationCache, cache_key
+from ragtune.harness.cache import GenerationCache, cache_key, weights_digest
 from ragtune.harness.runs import execute_run, load_results, summarize_run
 from ragtune.harness.summary import unmet
 from tests.conftest import write
@@ -189,3 +191,28 @@ def test_cli_no_cache_and_the_cached_count(small_project: Path, tmp_path: Path) 
     assert cold.returncode == 0, cold.stderr
     summary = json.loads(cold.stdout)
     assert summary["cached"] == 0 and summary["arms"]["closed-book"]["latency_n"] > 0
+
+
+@pytest.mark.slow
+def test_the_real_model_is_not_asked_twice(handbook: Any, generator: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    real = generator.generate
+    asked: list[int] = []
+
+    def counting(batch: Any, **kw: Any) -> Any:
+        asked.append(len(batch))
+        return real(batch, **kw)
+
+    monkeypatch.setattr(generator, "generate", counting)
+    handbook.__dict__["generator"] = generator
+    cases = write_cases(tmp_path / "cases.jsonl", [CASES[0], CASES[2]])
+    execute_run(handbook, cases, ["closed-book", "oracle"], name="first")
+    assert sum(asked) == 4 and weights_digest(generator) is not None
+    asked.clear()
+    execute_run(handbook, cases, ["closed-book", "oracle"], name="second")
+    assert asked == []
+    first, second = load_results(handbook.store, "first"), load_results(handbook.store, "second")
+    assert {a: [r["answer"] for r in rs] for a, rs in second.items()} == {a: [r["answer"] for r in rs] for a, rs in first.items()}  # fmt: skip
+    # a third run with a different answer limit is a different key: generated again
+    monkeypatch.setattr(generator.settings, "max_new_tokens", 12)
+    execute_run(handbook, cases, ["closed-book"], name="third")
+    assert sum(asked) == 2

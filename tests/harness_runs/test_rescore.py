@@ -44,7 +44,11 @@ def test_rescore_repeats_the_scores_and_adds_new_ones_without_generating(handboo
 
     more = rescore_run(handbook, "base", ["accuracy", "content.numeric", "content.similarity"], name="more")
     got = scores(handbook, "more")
-    assert {k[2] for k in got if not k[2].startswith("variant.")} == {"accuracy", "content.numeric", "content.similarity"}
+    assert {k[2] for k in got if not k[2].startswith("variant.")} == {
+        "accuracy",
+        "content.numeric",
+        "content.similarity",
+    }
     assert all(got[k] == v for k, v in scores(handbook, "base").items() if k[2] == "accuracy")
     assert got[("closed-book", "capital", "content.similarity")][0] == "scored"
     summary = summarize_run(handbook, "more")
