@@ -42,7 +42,7 @@ def test_rescore_repeats_the_scores_and_adds_new_ones_without_generating(handboo
     outputs = {r[0]: json.loads(r[1]) for r in out}
     assert outputs["base"] == outputs["base-rescored"]  # citations, chunk log, trace reference
 
-    more = rescore_run(handbook, "base", ["accuracy", "content.numeric", "content.similarity"], name="more")
+    rescore_run(handbook, "base", ["accuracy", "content.numeric", "content.similarity"], name="more")
     got = scores(handbook, "more")
     assert {k[2] for k in got if not k[2].startswith("variant.")} == {
         "accuracy",
@@ -62,9 +62,9 @@ def test_rescore_refuses_what_it_cannot_do_in_one_line(handbook: Any, cases_file
     rescore_run(handbook, "base")
     with pytest.raises(HarnessError, match="a run named 'base-rescored' exists already; give another --name"):
         rescore_run(handbook, "base")
-    with pytest.raises(HarnessError, match="unknown content.f2"):
+    with pytest.raises(HarnessError, match=r"unknown content\.f2"):
         rescore_run(handbook, "base", ["content.f2"], name="x")
-    with pytest.raises(HarnessError, match=r"content.judge: it needs a judge model and \[eval\] judge is empty"):
+    with pytest.raises(HarnessError, match=r"content\.judge: it needs a judge model and \[eval\] judge is empty"):
         rescore_run(handbook, "base", ["content.judge"], name="x")
     with pytest.raises(HarnessError, match="no run named 'nope'"):
         rescore_run(handbook, "nope")
