@@ -126,7 +126,7 @@ class GeneratorSection(_Section):
     interactive: Literal["auto", "same"] = Field(
         "auto",
         description="What answers one request at a time (`ragtune ask`, the server, the harness's timed sample): "
-        "'auto' runs the 'smollm2' model on llama.cpp over the same GGUF file, 4x faster alone than transformers "
+        "'auto' runs the 'smollm2' model on llama.cpp over the same GGUF file, several times faster alone than transformers "
         "(docs/benchmarks.md), while batches stay on transformers; 'same' uses the batch backend for both.",
     )
 
@@ -247,6 +247,12 @@ class EvalSection(_Section):
         "",
         description="The content.judge model: the name of an [endpoints.NAME] table, or 'generator' for the "
         "project's own [generator]; empty leaves content.judge unscored.",
+    )
+    cache: bool = Field(
+        True,
+        description="Answer a prompt seen before from the generation cache in the store (greedy decoding by a "
+        "local model only; its latency and cost are then not measured); `ragtune eval --no-cache` turns it off "
+        "for one run.",
     )
     bootstrap_resamples: int = Field(2000, ge=100, description="Resamples of the percentile bootstrap.")
     seed: int = Field(0, description="Seed of the bootstrap, so that summaries repeat exactly.")

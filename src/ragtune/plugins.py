@@ -24,6 +24,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "ragtune.tuning.lineage",  # data sets: forget removes examples, lineage lists them
     "ragtune.tuning.registry",  # model versions: tainting, weights, lineage, the tuned-model resolver
     "ragtune.harness.runs",  # eval results: forget redacts them (and a tainted fine-tune's)
+    "ragtune.harness.cache",  # the generation cache: forget deletes the answers a document (or its fine-tune) shaped
 )
 GROUP = "ragtune.plugins"
 

@@ -44,6 +44,7 @@ def test_forget_removes_everything_everywhere(project: Project, docs: Path) -> N
         "training_runs_deleted": 0,
         "runs": 0,
         "run_results_redacted": 0,
+        "generation_cache": 0,
     }
     assert receipt.not_found == ["docs/nope.md"] and not receipt.ok
     assert receipt.segments_rewritten >= 1

@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ragtune.config import GeneratorSection
 from ragtune.generation.base import Generation, Message
 
 DIE_AFTER = "RAGTUNE_TEST_DIE_AFTER"
 """Environment variable: the fake generator kills its process (os._exit) once it has answered this many prompts."""
+CACHEABLE = "RAGTUNE_TEST_CACHEABLE"
+"""Environment variable: the CLI entry installs :class:`Cacheable` (whose answers the generation cache keeps)."""
 
 
 class Scripted:
@@ -50,6 +53,24 @@ class Scripted:
         return [Generation(self.reply(m), self.count_prompt(m), len(self.reply(m).split()), "stop", 2.0) for m in batch]
 
 
+class Cacheable(Scripted):
+    """Scripted, with what the generation cache needs to key its answers: decoding settings and a weights digest
+    (a real local backend's come from its files). ``adapter`` and ``weights`` stand for another fine-tune."""
+
+    def __init__(self, script: dict[str, str] | None = None, default: str = "I don't know.", *, adapter: str = "",
+                 weights: str = "w1", settings: GeneratorSection | None = None) -> None:  # fmt: skip
+        super().__init__(script, default)
+        self.adapter = adapter
+        self.weights = weights
+        self.settings = settings or GeneratorSection()
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": "scripted", "model": "scripted"} | ({"adapter": self.adapter} if self.adapter else {})
+
+    def weights_digest(self) -> str:
+        return self.weights
+
+
 SCRIPT = {"capital": "Paris is the capital.", "rate limit": "The limit is 600 requests per minute [1]."}
 
 
@@ -58,7 +79,10 @@ def main(argv: list[str]) -> None:
     from ragtune.generation import base, local
 
     del local  # imported first, so that its own registration cannot overwrite ours later
-    base.register_generator("smollm2")(lambda section: Scripted(SCRIPT))
+    if os.environ.get(CACHEABLE):
+        base.register_generator("smollm2")(lambda section: Cacheable(SCRIPT, settings=section))
+    else:
+        base.register_generator("smollm2")(lambda section: Scripted(SCRIPT))
     from ragtune.cli.main import main as cli_main
 
     cli_main(argv)

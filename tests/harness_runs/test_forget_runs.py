@@ -17,7 +17,7 @@ from ragtune.tuning.data import build_dataset
 from tests.conftest import write
 from tests.corpus.test_forget import on_disk
 from tests.harness_runs.conftest import write_cases
-from tests.harness_runs.fakes import Scripted
+from tests.harness_runs.fakes import Cacheable
 
 MARKER = "Zorblaxium"
 SECRET = f"# Vault\n\nThe vault code word is {MARKER} and it rotates every Monday.\n"
@@ -34,7 +34,10 @@ def test_forget_redacts_results_scores_traces_and_data_sets(project: Any, docs: 
     write(docs / "canteen.md", OTHER)
     assert ingest_paths(project, [docs], Defaults()).ok
     # the model repeats what it reads: every place an answer is stored gets the marker
-    project.__dict__["generator"] = Scripted({"code word": f"The code word is {MARKER} [1].", "canteen": "At noon."})
+    model = Cacheable({"canteen": "At noon."})
+    # it can repeat the code word only when its prompt holds it (closed-book prompts quote no document)
+    model.reply = lambda m: f"The code word is {MARKER} [1]." if MARKER in m[-1]["content"] else "At noon."  # type: ignore[method-assign]
+    project.__dict__["generator"] = model
     Answerer(project).ask(Question("What is the vault code word?"))
     cases = write_cases(
         tmp_path / "cases.jsonl",
@@ -46,6 +49,9 @@ def test_forget_redacts_results_scores_traces_and_data_sets(project: Any, docs: 
         ],
     )  # fmt: skip
     execute_run(project, cases, ["closed-book", "rag", "oracle"], name="base")
+    # the generation cache keeps the answers too (migration 0009): the vault answers of rag and oracle
+    cached = project.store.db.execute("SELECT COUNT(*) FROM generation_cache WHERE text LIKE ?", (f"%{MARKER}%",))
+    assert cached.fetchone()[0] >= 2
     build_dataset(project, "from-traces", traces=True, eval_cases=[])
     before = summarize_run(project, "base")
     state = project.root / ".ragtune"
@@ -55,6 +61,10 @@ def test_forget_redacts_results_scores_traces_and_data_sets(project: Any, docs: 
 
     assert marker_files(state) == []
     assert receipt.totals["runs"] == 1
+    # every cached answer whose prompt quoted the vault (rag, oracle) went, and nothing else
+    assert receipt.totals["generation_cache"] >= 2
+    left = project.store.db.execute("SELECT text FROM generation_cache").fetchall()
+    assert left and all(MARKER not in r[0] for r in left)
     # the vault case in all three arms (its gold evidence), and the rag answer to the canteen question only if
     # its context held a vault chunk
     (run,) = receipt.sections["runs"]

@@ -82,6 +82,8 @@ def test_forget_leaves_no_byte_after_the_whole_cycle(tmp_path: Path) -> None:
     totals = receipt["totals"]
     assert totals["documents"] == 1 and totals["dataset_examples"] >= 2 and totals["models_tainted"] == 1
     assert totals["runs"] == 2 and totals["run_results_redacted"] >= 5
+    # the generation cache: rag's and oracle's vault answers, and every answer of the fine-tune that learned it
+    assert totals["generation_cache"] >= 6
     assert holding(list(state.rglob("*")), needles) == []
     assert not (state / "models" / "v1" / "adapter").exists()  # the weights that learned it are gone too
     # what ragtune wrote under its home during the cycle (model caches) holds no document text either

@@ -57,6 +57,7 @@ def test_forget_removes_examples_from_every_data_set(two_sets: Project) -> None:
         "training_runs_deleted": 0,
         "runs": 0,
         "run_results_redacted": 0,
+        "generation_cache": 0,
     }
     body = receipt.to_json()
     assert [d["name"] for d in body["datasets"]] == ["support-v1", "support-v2"]

@@ -1,4 +1,4 @@
-"""ragtune eval, ragtune runs list|show, ragtune compare, ragtune check."""
+"""ragtune eval, ragtune runs list|show|rescore|export, ragtune compare, ragtune check."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def _num(value: float | None, unit: str = "") -> str:
 
 def print_summary(summary: dict[str, Any]) -> None:
     state = "finished" if summary["finished"] else "unfinished (run `ragtune eval` again with the same --name)"
-    console.print(f"[bold]run {summary['run']}[/bold]  {summary['n_cases']} cases  {state}")
+    origin = summary.get("rescored_from")
+    since = f"  rescored from {origin['run']}" if origin else ""
+    console.print(f"[bold]run {summary['run']}[/bold]  {summary['n_cases']} cases  {state}{since}")
     for arm, s in summary["arms"].items():
         acc = s["accuracy"]
         ci = f" [{acc['ci95'][0]:.1%}, {acc['ci95'][1]:.1%}]" if acc["ci95"] else ""
@@ -40,6 +42,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"  {'':<14} batch throughput: {_num(tp.get('answers_per_s'))} answers/s, "
             f"{_num(tp.get('tokens_out_per_s'))} tokens/s"
         )
+        if s.get("cached"):
+            console.print(
+                f"  {'':<14} {s['cached']} of {s['cases']} answers read back from the generation cache: not "
+                "generated now, so they are left out of latency, throughput and cost (--no-cache measures them)"
+            )
         for name, t in s["targets"].items():
             bound = t.get("min", t.get("max"))
             kind = "min" if "min" in t else "max"
@@ -56,9 +63,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 @click.argument("cases", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--arms", help="Comma-separated arms (default: [eval] arms), e.g. closed-book,rag,oracle.")
 @click.option("--name", help="Run name; give an unfinished run's name to resume it (default: run-DATE-TIME).")
+@click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Generate every answer: read nothing from the generation cache and write nothing to it ([eval] cache).",
+)
 @project_option
 @json_option
-def eval_cmd(cases: Path, arms: str | None, name: str | None, project_dir: Path | None, as_json: bool) -> None:
+def eval_cmd(cases: Path, arms: str | None, name: str | None, no_cache: bool, project_dir: Path | None, as_json: bool) -> None:  # fmt: skip
     """Ask every case of CASES of every arm, score and store each answer; resumable by --name.
 
     Arms: closed-book, rag, oracle, prompts, endpoint:NAME ([endpoints.NAME] in ragtune.toml).
@@ -69,7 +82,7 @@ def eval_cmd(cases: Path, arms: str | None, name: str | None, project_dir: Path 
     project = open_project(project_dir)
     arm_list = parse_arms(arms) if arms is not None else None  # "" is a mistake, not "the defaults"
     with progress_bar("evaluating", not as_json) as advance:
-        info = execute_run(project, cases, arm_list, name=name, progress=advance)
+        info = execute_run(project, cases, arm_list, name=name, progress=advance, cache=False if no_cache else None)
     summary = summarize_run(project, info.run)
     if as_json:
         emit_json(summary)
@@ -113,6 +126,32 @@ def runs_show(run: str, project_dir: Path | None, as_json: bool) -> None:
         emit_json(summary)
     else:
         print_summary(summary)
+
+
+@runs_group.command("rescore")
+@click.argument("run")
+@click.option("--scorers", help="Comma-separated scorers (default: [eval] scorers), e.g. accuracy,content.similarity.")
+@click.option("--name", help="The new run's name (default: RUN-rescored); refused if a run has it.")
+@project_option
+@json_option
+def runs_rescore(run: str, scorers: str | None, name: str | None, project_dir: Path | None, as_json: bool) -> None:
+    """Score RUN's stored answers again, without generating, into a new run that records where it came from."""
+    from ragtune.harness.rescore import rescore_run
+    from ragtune.harness.runs import summarize_run
+
+    names = None
+    if scorers is not None:
+        names = [s.strip() for s in scorers.split(",")]
+        if not all(names):
+            raise HarnessError(f"--scorers {scorers!r}: an empty scorer name; give names separated by commas")
+    project = open_project(project_dir)
+    info = rescore_run(project, run, names, name=name)
+    summary = summarize_run(project, info.run)
+    if as_json:
+        emit_json(summary)
+        return
+    console.print(f"rescored {run} into {info.run} with {', '.join(info.settings['scorers'])} (nothing generated)")
+    print_summary(summary)
 
 
 @runs_group.command("export")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ragtune.answer.prompt import CLOSED_BOOK_SYSTEM
 from ragtune.config import EndpointSection, FewShotExample, PromptVariantSection
@@ -23,6 +24,7 @@ from ragtune.harness.model import Case, Output
 if TYPE_CHECKING:
     from ragtune.answer.pipeline import Answer, Question
     from ragtune.generation.base import Generator, Message
+    from ragtune.harness.cache import GenerationCache
     from ragtune.project import Project
 
 
@@ -36,6 +38,13 @@ class Arm(Protocol):
     def answer(self, cases: Sequence[Case]) -> list[Output]: ...
 
     def cost_usd(self, output: Output, cpu_s: float) -> float: ...
+
+
+@runtime_checkable
+class CachingArm(Protocol):
+    """An arm that generates locally and takes the run's generation cache (``None``: generate everything)."""
+
+    cache: GenerationCache | None
 
 
 ArmFactory = Callable[[str, "Project"], Arm]
@@ -103,6 +112,7 @@ class PipelineArm:
         self.project = project
         self.base = base or name
         self._generator = generator
+        self.cache: GenerationCache | None = None  # set by the harness (execute_run): repeated prompts are read back
 
     @property
     def generator(self) -> Generator:
@@ -131,8 +141,20 @@ class PipelineArm:
 
     def answer(self, cases: Sequence[Case]) -> list[Output]:
         from ragtune.answer.pipeline import Answerer
+        from ragtune.harness.cache import CachedGenerator, CachingAnswerer
 
-        answerer = Answerer(self.project, self._generator, record=self.project.config.eval.traces)
+        record = self.project.config.eval.traces
+        generator = self.cache.wrap(self.generator) if self.cache is not None else self._generator
+        answerer = (
+            CachingAnswerer(self.project, generator, record=record)
+            if isinstance(generator, CachedGenerator)
+            else Answerer(self.project, generator, record=record)
+        )
+
+        def output(case: Case, question: Question, answer: Answer) -> Output:
+            cached = isinstance(answerer, CachingAnswerer) and answerer.was_cached(question)
+            return replace(self._output(case, answer), cached=cached)
+
         outputs: dict[str, Output] = {}
         todo = []
         for case in cases:
@@ -141,29 +163,43 @@ class PipelineArm:
             else:
                 todo.append(case)
         try:
-            answers = answerer.ask_many([self.question(c) for c in todo])
-            outputs |= {c.id: self._output(c, a) for c, a in zip(todo, answers, strict=True)}
+            questions = [self.question(c) for c in todo]
+            answers = answerer.ask_many(questions)
+            outputs |= {c.id: output(c, q, a) for c, q, a in zip(todo, questions, answers, strict=True)}
         except RagtuneError:
             # one bad case must not sink its batch: ask again one at a time, keeping each failure with its case
             for case in todo:
                 try:
-                    outputs[case.id] = self._output(case, answerer.ask_many([self.question(case)])[0])
+                    question = self.question(case)
+                    outputs[case.id] = output(case, question, answerer.ask_many([question])[0])
                 except RagtuneError as exc:
                     outputs[case.id] = Output(case.id, self.name, "", error=str(exc))
         return [outputs[c.id] for c in cases]
 
     def answer_alone(self, case: Case) -> Output:
         """One case answered as ``ragtune ask`` and the server answer a request: alone, on the interactive backend
-        (``[generator] interactive``), so that the harness times what a user waits for."""
+        (``[generator] interactive``), so that the harness times what a user waits for (through the cache when it
+        is on: an answer from the cache is then not timed)."""
         from ragtune.answer.pipeline import Answerer
+        from ragtune.harness.cache import CachedGenerator, CachingAnswerer
 
         if self.base == "oracle" and not case.evidence and not case.evidence_texts:
             return self.answer([case])[0]
-        answerer = Answerer(self.project, self._generator, record=self.project.config.eval.traces)
+        serving = self._generator or self.project.interactive_generator
+        generator = self.cache.wrap(serving) if self.cache is not None else serving
+        record = self.project.config.eval.traces
+        answerer = (
+            CachingAnswerer(self.project, generator, record=record)
+            if isinstance(generator, CachedGenerator)
+            else Answerer(self.project, generator, record=record)
+        )
+        question = self.question(case)
         try:
-            return self._output(case, answerer.ask(self.question(case)))
+            answer = answerer.ask(question)
         except RagtuneError as exc:
             return Output(case.id, self.name, "", error=str(exc))
+        cached = isinstance(answerer, CachingAnswerer) and answerer.was_cached(question)
+        return replace(self._output(case, answer), cached=cached)
 
     def _output(self, case: Case, answer: Answer) -> Output:
         trace = answer.trace
@@ -222,6 +258,7 @@ class PromptsArm:
         self.name = name
         self.project = project
         self.variants = dict(project.config.eval.prompts) or dict(BUILTIN_VARIANTS)
+        self.cache: GenerationCache | None = None  # set by the harness (execute_run)
 
     def identity(self) -> dict[str, Any]:
         return {"arm": self.name, "model": self.project.generator.identity(), "variants": list(self.variants)}
@@ -230,16 +267,25 @@ class PromptsArm:
         return _local_cost(self.project, cpu_s)  # every variant's generation, as the arm ran them all
 
     def answer(self, cases: Sequence[Case]) -> list[Output]:
+        from ragtune.harness.cache import CachedGenerator
+
         names = list(self.variants)
         batch = [variant_messages(self.variants[v], c.question) for c in cases for v in names]
+        generator = self.cache.wrap(self.project.generator) if self.cache is not None else self.project.generator
+        # the variants' prompts quote no document: the question and the configured examples only
+        keys = [generator.expect(m, []) for m in batch] if isinstance(generator, CachedGenerator) else []
         try:
-            gens = self.project.generator.generate(batch) if batch else []
+            gens = generator.generate(batch) if batch else []
         except RagtuneError as exc:
             return [Output(c.id, self.name, "", error=str(exc)) for c in cases]
         outputs = []
         for i, case in enumerate(cases):
             mine = gens[i * len(names) : (i + 1) * len(names)]
             first = mine[0]
+            # one variant read back is enough for its figures not to be a real generation's
+            cached = isinstance(generator, CachedGenerator) and any(
+                generator.was_cached(k) for k in keys[i * len(names) : (i + 1) * len(names)]
+            )
             outputs.append(
                 Output(
                     case_id=case.id,
@@ -249,6 +295,7 @@ class PromptsArm:
                     latency_ms=round(first.ms, 3),
                     tokens_in=first.tokens_in,
                     tokens_out=first.tokens_out,
+                    cached=cached,
                 )
             )
         return outputs

@@ -125,6 +125,8 @@ class Output:
     tokens_out: int = 0
     trace_id: str | None = None
     error: str | None = None
+    cached: bool = False
+    """The answer came from the generation cache (harness/cache.py): its latency and cost were not measured."""
 
 
 ScoreStatus = Literal["scored", "unscored"]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.errors import HarnessError
-from ragtune.harness.arms import Arm, make_arm
+from ragtune.harness.arms import Arm, CachingArm, make_arm
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers import SCORERS, ScoringContext, score_output
@@ -225,8 +225,8 @@ def store_result(
     with store.transaction() as db:
         cur = db.execute(
             "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, "
-            "tokens_out, cpu_s, cost_usd, label, output, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (run, arm, case_id) DO NOTHING",
+            "tokens_out, cpu_s, cost_usd, label, output, created_at, cached) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, arm, case_id) DO NOTHING",
             (
                 run,
                 output.arm,
@@ -243,6 +243,7 @@ def store_result(
                 failure_label(scores),
                 json.dumps(extra, ensure_ascii=False, default=str),
                 utcnow(),
+                int(output.cached),
             ),
         )
         if cur.rowcount == 0:
@@ -356,8 +357,12 @@ def execute_run(
     *,
     name: str | None = None,
     progress: Progress | None = None,
+    cache: bool | None = None,
 ) -> RunInfo:
-    """Run (or resume) an evaluation; returns the finished run's header."""
+    """Run (or resume) an evaluation; returns the finished run's header. ``cache`` (default ``[eval] cache``):
+    answer prompts seen before from the generation cache (harness/cache.py); False reads and writes none."""
+    from ragtune.harness.cache import GenerationCache
+
     settings = project.config.eval
     arm_list = list(arm_names or settings.arms)
     unknown = [s for s in settings.scorers if s not in SCORERS]
@@ -365,6 +370,11 @@ def execute_run(
         raise HarnessError(f"[eval] scorers: unknown {', '.join(unknown)}; known: {', '.join(SCORERS)}")
     cases = load_cases(cases_path)
     arms = [make_arm(a, project) for a in arm_list]  # every arm checked before any work
+    use_cache = settings.cache if cache is None else cache
+    generation_cache = GenerationCache(project, enabled=use_cache)
+    for arm in arms:
+        if isinstance(arm, CachingArm):  # the arms that generate locally (pipeline arms, prompts)
+            arm.cache = generation_cache
     ctx = scoring_context(project, settings.scorers)
     store = project.store
     run_name = name or default_run_name()
@@ -372,6 +382,7 @@ def execute_run(
         "scorers": settings.scorers,
         "batch_size": settings.batch_size,
         "latency_sample": settings.latency_sample,
+        "cache": use_cache,  # free to change on a resume: greedy answers are the same either way
         "judge": ctx.judge.identity() if ctx.judge is not None else None,
         "arms": {a.name: a.identity() for a in arms},
     }
@@ -446,6 +457,8 @@ def _answer_batch(
         scores = score_output(case, output, ctx, scorers) + variant_scores(case, output, ctx, scorers)
         cost = arm.cost_usd(output, cpu_s)
         request_ms = round(wall_ms, 3) if timed_alone else (output.latency_ms if per_request else None)
+        if output.cached:  # read back, not generated: no request was timed, whatever the wall clock says
+            request_ms = None
         output = replace(output, latency_ms=round(wall_ms / len(batch), 3))
         store_result(project.store, run, position, output, scores, cpu_s, cost, result_documents(case, output),
                      request_ms=request_ms)  # fmt: skip
@@ -459,7 +472,7 @@ def load_results(store: Store, run: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     rows = store.db.execute(
         "SELECT arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, tokens_out, cpu_s, cost_usd, "
-        "label FROM run_results WHERE run = ? ORDER BY position",
+        "label, cached FROM run_results WHERE run = ? ORDER BY position",
         (run,),
     )
     for row in rows:
@@ -498,6 +511,9 @@ def summarize_run(project: Project, name: str) -> dict[str, Any]:
         "arms": arms,
         # cases whose answers forget redacted: their labels and figures above still count, their text is gone
         "redacted": redacted_cases(store, name),
+        # answers read back from the generation cache, over every arm (each arm's own count is its "cached")
+        "cached": sum(a["cached"] for a in arms.values()),
+        "rescored_from": info.settings.get("rescored_from"),
     }
 
 

@@ -284,4 +284,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE run_results ADD COLUMN request_ms REAL;
         """,
     ),
+    (
+        "0009_generation_cache",
+        """
+        -- answers the generator wrote, by a digest of everything that determines them (the generator's identity
+        -- and weights, the exact messages, the decoding settings), so an unchanged eval is not generated twice.
+        -- Greedy decoding only. The prompts themselves are not kept: only the digest and the answer.
+        CREATE TABLE generation_cache (
+            key           TEXT PRIMARY KEY,         -- sha256 hex (harness/cache.py: cache_key)
+            created_at    TEXT NOT NULL,
+            model         TEXT NOT NULL,            -- JSON: the generator's identity and weights digest
+            model_version TEXT,                     -- the registered fine-tune that wrote it (v3), if any
+            adapter       TEXT,                     -- its adapter folder, if any
+            text          TEXT NOT NULL,
+            tokens_in     INTEGER NOT NULL,
+            tokens_out    INTEGER NOT NULL,
+            finish_reason TEXT NOT NULL,
+            ms            REAL NOT NULL             -- what generating it took then (never reported as a latency)
+        );
+        CREATE INDEX generation_cache_version ON generation_cache(model_version);
+
+        -- which document versions' text was in the prompt, so that forget deletes every answer they shaped
+        CREATE TABLE generation_cache_docs (
+            key     TEXT NOT NULL REFERENCES generation_cache(key) ON DELETE CASCADE,
+            doc_id  TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (key, doc_id, version)
+        );
+        CREATE INDEX generation_cache_docs_doc ON generation_cache_docs(doc_id);
+
+        -- 1 when the result's answer came from the generation cache: its latency and cost were not measured
+        ALTER TABLE run_results ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 ]
