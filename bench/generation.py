@@ -3,6 +3,7 @@
     .venv/bin/python bench/generation.py                                  # RAG and short prompts, answers end on their own
     .venv/bin/python bench/generation.py --fixed 64                       # every answer exactly 64 tokens (equal work)
     .venv/bin/python bench/generation.py --batch-sizes 1,8,16,32 --rounds 2 --json > bench/out/generation.json
+    .venv/bin/python bench/generation.py --batch-sizes 8,32 --with-generate  # ragtune's decoder against generate
 
 Systems: ``llama-cpp`` (LlamaCppGenerator, one prompt at a time: llama-cpp-python has no batched chat API) and
 ``smollm2 bN`` (TransformersGenerator over the dequantized fp32 cache of the same GGUF, N prompts per batch; 16 is
@@ -150,6 +151,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=160, help="token limit per answer (default 160)")
     parser.add_argument("--fixed", type=int, default=0, help="ban stop tokens and write exactly this many tokens")
     parser.add_argument("--rounds", type=int, default=1, help="passes over every system (default 1)")
+    parser.add_argument(
+        "--with-generate",
+        action="store_true",
+        help="also time transformers' own generate on the same batches (the decoder's peer, issue 13 point 5)",
+    )
     parser.add_argument("--tries", type=int, default=4, help="runs of a disturbed unit at most (default 4)")
     parser.add_argument("--json", action="store_true", help="print JSON (every round included)")
     args = parser.parse_args()
@@ -168,6 +174,10 @@ def main() -> None:
         prompt_sets = {k: v for k, v in build_prompts(project, smol, args.n).items() if k in args.sets.split(",")}
 
     systems: list[tuple[str, Generator, int]] = [("llama-cpp", llama, 1)] + [(f"smollm2 b{b}", smol, b) for b in sizes]
+    if args.with_generate:  # the same weights through transformers' own generate, batch for batch
+        plain = smol_cls(dequantized_folder(gguf), name=SMOLLM2_NAME, settings=section, source=str(gguf))
+        plain.fast_decoder = False
+        systems += [(f"generate b{b}", plain, b) for b in sizes]
     for _, gen, _ in systems:  # load both models and touch every code path before timing anything
         gen.generate(prompt_sets[next(iter(prompt_sets))][:2], max_new_tokens=4)
 

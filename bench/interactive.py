@@ -11,8 +11,9 @@ the order alternating so that neither side always runs on a warmer machine:
   wall time is what the request waits for (retrieval, prompt, generation, citations, trace);
 - **ragtune stream**: the same question through ``ragtune serve``'s ``/v1/chat/completions`` with
   ``stream=True`` and the official ``openai`` client: the time to the first content chunk, and to the last;
-- **peer stream**: ``llama_cpp.server`` (the same GGUF, 2 threads) given the exact messages ragtune's RAG arm
-  built for that question, streamed through the same client, greedy, the same ``max_tokens``.
+- **peer stream**: ``llama_cpp.server`` (the same GGUF, 2 threads, ``--logits_all false`` and the same window)
+  given the exact messages ragtune's RAG arm built for that question, streamed through the same client, greedy,
+  the same ``max_tokens``.
 
 Tokens per second are decoding rates: answer tokens (counted with the GGUF's tokenizer, the same for both sides)
 after the first, over the time from the first chunk to the last. Every question is asked once per side, so
@@ -78,7 +79,9 @@ def run(n: int) -> dict[str, Any]:
         interactive = project.interactive_generator
         limit = project.config.generator.max_new_tokens
         url, server = _serve(project)
-        peer = start_llama_server()
+        # the peer at its best: llama_cpp.server keeps every prompt token's logits by default (logits_all), which
+        # a chat completion never reads; a window as large as ragtune's
+        peer = start_llama_server("--logits_all", "false", "--n_ctx", str(interactive.context_window))
         try:
             ours, theirs = OpenAI(base_url=url, api_key="x", max_retries=0), OpenAI(base_url=peer.url, api_key="x")
             answerer = Answerer(project, record=False)

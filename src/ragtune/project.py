@@ -64,6 +64,8 @@ class Project:
         self.config = config
         self.state_dir = root / STATE_DIR
         self.index_dir = self.state_dir / INDEX_DIR
+        self._interactive: tuple[Generator, Generator] | None = None  # (the batch generator, its interactive one)
+        self._interactive_set: Generator | None = None
 
     @classmethod
     def open(cls, folder: Path | None = None) -> Project:
@@ -94,13 +96,23 @@ class Project:
 
         return make_generator(self.config.generator)
 
-    @cached_property
+    @property
     def interactive_generator(self) -> Generator:
         """What answers one request at a time: ``[generator] interactive`` picks it (the batch generator, or a
-        faster single-stream backend over the same weights)."""
+        faster single-stream backend over the same weights). It follows the batch generator: one put in its
+        place is used for both unless an interactive one is set too."""
         from ragtune.generation.base import make_interactive
 
-        return make_interactive(self.config.generator, self.generator)
+        if self._interactive_set is not None:
+            return self._interactive_set
+        batch = self.generator
+        if self._interactive is None or self._interactive[0] is not batch:
+            self._interactive = (batch, make_interactive(self.config.generator, batch))
+        return self._interactive[1]
+
+    @interactive_generator.setter
+    def interactive_generator(self, generator: Generator) -> None:
+        self._interactive_set = generator
 
     @cached_property
     def index(self) -> Index:

@@ -100,6 +100,7 @@ def test_the_dequantized_cache_is_built_once(tmp_path: Path) -> None:
         "print(round(time.perf_counter() - t, 2)); print(text)"
     )
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert first.stderr == "", "the first load writes no progress bar or warning of its own"
     (cache,) = (tmp_path / "home" / "models").iterdir()
     assert (cache / "model.safetensors").is_file() and (cache / "tokenizer.json").is_file()
     assert not [p for p in cache.parent.iterdir() if ".tmp-" in p.name]

@@ -204,15 +204,28 @@ def test_the_real_model_is_not_asked_twice(handbook: Any, generator: Any, tmp_pa
 
     monkeypatch.setattr(generator, "generate", counting)
     handbook.__dict__["generator"] = generator
+    # the timed sample answers on the serving backend: llama.cpp over the same GGUF, cached under its own identity
+    alone = handbook.interactive_generator
+    assert alone is not generator and alone.identity()["backend"] == "llama-cpp"
+    real_alone, asked_alone = alone.generate, []
+
+    def counting_alone(batch: Any, **kw: Any) -> Any:
+        asked_alone.append(len(batch))
+        return real_alone(batch, **kw)
+
+    monkeypatch.setattr(alone, "generate", counting_alone)
     cases = write_cases(tmp_path / "cases.jsonl", [CASES[0], CASES[2]])
     execute_run(handbook, cases, ["closed-book", "oracle"], name="first")
-    assert sum(asked) == 4 and weights_digest(generator) is not None
+    # per arm, the first case in a batch (it warms the model) and the second timed alone
+    assert sum(asked) == 2 and sum(asked_alone) == 2 and weights_digest(generator) is not None
+    assert weights_digest(alone) is not None
     asked.clear()
+    asked_alone.clear()
     execute_run(handbook, cases, ["closed-book", "oracle"], name="second")
-    assert asked == []
+    assert asked == [] and asked_alone == []
     first, second = load_results(handbook.store, "first"), load_results(handbook.store, "second")
     assert {a: [r["answer"] for r in rs] for a, rs in second.items()} == {a: [r["answer"] for r in rs] for a, rs in first.items()}  # fmt: skip
     # a third run with a different answer limit is a different key: generated again
-    monkeypatch.setattr(generator.settings, "max_new_tokens", 12)
+    monkeypatch.setattr(generator.settings, "max_new_tokens", 12)  # the serving backend shares the settings
     execute_run(handbook, cases, ["closed-book"], name="third")
-    assert sum(asked) == 2
+    assert sum(asked) == 1 and sum(asked_alone) == 1

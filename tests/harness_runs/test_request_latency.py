@@ -121,7 +121,7 @@ def test_the_timed_sample_answers_on_the_serving_backend(handbook: Any, tmp_path
     keeps those answers, and says so in the arm's identity, while its batches stay on the batch generator."""
     batch, alone = SlowScripted(), Alone()
     handbook.__dict__["generator"] = batch
-    handbook.__dict__["interactive_generator"] = alone
+    handbook.interactive_generator = alone
     handbook.config.eval.latency_sample = 2
     cases = write_cases(tmp_path / "cases.jsonl", _cases(6))
     header = execute_run(handbook, cases, ["closed-book"], name="serving")

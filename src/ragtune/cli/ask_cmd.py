@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from rich.live import Live
+from rich.text import Text
 
-from ragtune.answer.pipeline import Answerer, Question, pipeline_arm
+from ragtune.answer.pipeline import Answer, Answerer, Question, pipeline_arm
 from ragtune.cli.common import console, emit_json, err_console, json_option, open_project, project_option
 from ragtune.corpus.model import parse_groups, parse_when
 from ragtune.traces.store import list_traces, load_trace
@@ -41,15 +45,14 @@ def ask_cmd(
     q = Question(
         question, arm, parse_when(as_of, end_of_day=True) if as_of is not None else None, parse_groups(groups), k
     )
-    if not as_json:
+    if as_json:
+        emit_json(Answerer(project).ask(q).to_json())
+        return
+    answer = _streamed(Answerer(project).ask_stream(q)) if console.is_terminal else None
+    if answer is None:
         with err_console.status("answering (the first use prepares the model, about 20 s)"):
             answer = Answerer(project).ask(q)
-    else:
-        answer = Answerer(project).ask(q)
-    if as_json:
-        emit_json(answer.to_json())
-        return
-    console.print(answer.answer)
+        console.print(answer.answer)
     if answer.citations:
         console.print()
     for c in answer.citations:
@@ -61,6 +64,22 @@ def ask_cmd(
         nums = ", ".join(f"[{n}]" for n in answer.invalid_citations)
         console.print(f"[yellow]removed invented citations {nums}: no such source[/yellow]")
     console.print(f"[dim]trace {answer.trace_id}  (ragtune trace {answer.trace_id[:8]})[/dim]")
+
+
+def _streamed(items: Iterator[str | Answer]) -> Answer:
+    """On a terminal: the answer drawn as it is written, then redrawn as checked (with its attributed markers)."""
+    text = Text()
+    with err_console.status("answering (the first use prepares the model, about 20 s)") as status:
+        first = next(items)
+        status.stop()
+        with Live(text, console=console, auto_refresh=False, transient=False) as live:
+            for item in itertools.chain([first], items):
+                if isinstance(item, Answer):
+                    live.update(Text(item.answer), refresh=True)
+                    return item
+                text.append(item)
+                live.refresh()
+    raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
 
 
 @click.command("trace")

@@ -7,8 +7,10 @@ dequantized weights and tokenizer under ``RAGTUNE_HOME`` and every later load re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import io
 import os
 import shutil
 import threading
@@ -71,8 +73,11 @@ def dequantized_folder(gguf: Path) -> Path:
     staging = target.with_name(target.name + f".tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # transformers draws its own tqdm bar over the tensors (not through its logging switch); the callers show
+        # their own progress ("the first use prepares the model"), so the bar goes nowhere
+        with contextlib.redirect_stderr(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # the weights are plain fp32 tensors now; only the GGUF quantizer marker blocks saving them
         setattr(model, "hf_quantizer", None)  # noqa: B010  (transformers types the attribute as a module)
         model.config.__dict__.pop("quantization_config", None)
@@ -125,6 +130,10 @@ class TransformersGenerator:
         self._tokenizer: Any = None
         self._lock = threading.RLock()
         self._window = self.settings.context_window
+
+    fast_decoder = True
+    """Greedy batches through :func:`_greedy`; False uses transformers' ``generate`` (bench/generation.py compares
+    the two side by side)."""
 
     # loading -------------------------------------------------------------------------------------------------
 
@@ -227,7 +236,8 @@ class TransformersGenerator:
                 group = order[start : start + size]
                 t0 = time.perf_counter()
                 rows = [prompts[i] for i in group]
-                new = None if self.settings.temperature > 0 else _greedy(self.model, rows, limit, stops)
+                fast = self.fast_decoder and self.settings.temperature == 0
+                new = _greedy(self.model, rows, limit, stops) if fast else None
                 if new is None:
                     new = self._hf_generate(rows, limit, stops)
                 ms = (time.perf_counter() - t0) * 1000
