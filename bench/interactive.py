@@ -9,15 +9,16 @@ the order alternating so that neither side always runs on a warmer machine:
 
 - **ask**: ``Answerer(project).ask(Question(...))``, what ``ragtune ask`` and ``POST /ask`` run, warm; its
   wall time is what the request waits for (retrieval, prompt, generation, citations, trace);
-- **ragtune stream**: the same question through ``ragtune serve``'s ``/v1/chat/completions`` with
+- **ragtune stream**: the same question through ``ragtune serve`` (its own process)'s ``/v1/chat/completions`` with
   ``stream=True`` and the official ``openai`` client: the time to the first content chunk, and to the last;
 - **peer stream**: ``llama_cpp.server`` (the same GGUF, 2 threads, ``--logits_all false`` and the same window)
   given the exact messages ragtune's RAG arm built for that question, streamed through the same client, greedy,
   the same ``max_tokens``.
 
 Tokens per second are decoding rates: answer tokens (counted with the GGUF's tokenizer, the same for both sides)
-after the first, over the time from the first chunk to the last. Every question is asked once per side, so
-neither llama.cpp finds a whole prompt in its cache (both reuse the shared system prompt's prefix alike).
+after the first, over the time from the first chunk to the last. Every question is asked once per side, and each
+side has its own model (ask in this process, `ragtune serve` and the peer in processes of their own, as users run
+them), so no side finds another's prompt in its KV cache; each reuses the prefix its previous question shares.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +56,31 @@ def _stream(client: Any, model: str, messages: list[dict[str, str]], max_tokens:
     return {"first_s": first, "total_s": time.perf_counter() - t0, "text": text.strip()}
 
 
-def _serve(project: Any) -> tuple[str, Any]:
-    import uvicorn
+def _serve(root: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """`ragtune serve` on the project, in a process of its own as a user runs it (and as the peer runs)."""
+    from tests.generation.test_openai_peer import free_port
 
-    from ragtune.server.app import create_app
-
-    app = create_app(project, warm_up=True, environ={})
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/v1", server
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the server)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragtune.cli.main", "serve", "--project", str(root), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                if json.loads(reply.read())["models_loaded"]:
+                    return f"http://127.0.0.1:{port}/v1", proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    proc.kill()
+    log.seek(0)
+    raise RuntimeError(f"ragtune serve did not start: {log.read().decode(errors='replace')[-2000:]}")
 
 
 def run(n: int) -> dict[str, Any]:
@@ -75,10 +91,11 @@ def run(n: int) -> dict[str, Any]:
 
     facts = [f for f in handbook_facts(n + 1) if not f.groups][: n + 1]
     with tempfile.TemporaryDirectory() as tmp:
-        project = Project.open(build_week1(Path(tmp) / "handbook"))
+        root = build_week1(Path(tmp) / "handbook")
+        project = Project.open(root)
         interactive = project.interactive_generator
         limit = project.config.generator.max_new_tokens
-        url, server = _serve(project)
+        url, server = _serve(root)
         # the peer at its best: llama_cpp.server keeps every prompt token's logits by default (logits_all), which
         # a chat completion never reads; a window as large as ragtune's
         peer = start_llama_server("--logits_all", "false", "--n_ctx", str(interactive.context_window))
@@ -113,7 +130,8 @@ def run(n: int) -> dict[str, Any]:
                 )
         finally:
             stop(peer)
-            server.should_exit = True
+            server.terminate()
+            server.wait(30)
             project.close()
     return {"n": len(rows), "backend": interactive.identity(), "max_new_tokens": limit, "rows": rows}
 

@@ -7,6 +7,7 @@ dequantized weights and tokenizer under ``RAGTUNE_HOME`` and every later load re
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import importlib.util
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ragtune import compute
 from ragtune.config import GeneratorSection
 from ragtune.errors import ModelError
 from ragtune.generation.base import (
@@ -138,6 +140,8 @@ class TransformersGenerator:
     # loading -------------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        if self._model is not None:
+            return
         with self._lock:
             if self._model is not None:
                 return
@@ -218,6 +222,9 @@ class TransformersGenerator:
     def generate(
         self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False
     ) -> list[Generation]:
+        return compute.call(self._generate, batch, max_new_tokens)
+
+    def _generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int | None) -> list[Generation]:
         if not batch:
             return []
         limit = max_new_tokens or self.settings.max_new_tokens
@@ -256,6 +263,9 @@ class TransformersGenerator:
 
     def stream(self, messages: Sequence[Message], decoding: Decoding | None = None) -> Iterator[Piece]:
         """One answer token by token, greedy or sampled as ``decoding`` says (``[generator]`` fills the rest)."""
+        return compute.iterate(lambda: self._stream(messages, decoding))
+
+    def _stream(self, messages: Sequence[Message], decoding: Decoding | None) -> Iterator[Piece]:
         import torch
         from transformers import DynamicCache
 
@@ -443,6 +453,8 @@ class LlamaCppGenerator:
 
     @property
     def llm(self) -> Any:
+        if self._llm is not None:
+            return self._llm
         with self._lock:
             if self._llm is None:
                 try:
@@ -464,6 +476,9 @@ class LlamaCppGenerator:
                         n_threads=os.cpu_count() or 1,
                         verbose=False,
                     )
+                # freed before the interpreter tears its modules down: freed after, llama-cpp-python's finalizer
+                # prints a TypeError on every exit
+                atexit.register(self._llm.close)
         return self._llm
 
     @property
@@ -482,6 +497,13 @@ class LlamaCppGenerator:
     def prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
         """The conversation in the GGUF's own chat template, tokenized as llama-cpp-python's chat completion
         tokenizes it (so a prompt here is the prompt ``llama_cpp.server`` would run)."""
+        if self._format is None:
+            self._init_format()
+        prompt = self._format(messages=list(messages)).prompt
+        tokens: list[int] = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return tokens
+
+    def _init_format(self) -> None:
         with self._lock:
             if self._format is None:
                 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -491,15 +513,12 @@ class LlamaCppGenerator:
                 if not template:
                     raise ModelError(f"{self.gguf}: the GGUF has no chat template; use an instruction-tuned model")
                 eos, bos = llm.token_eos(), llm.token_bos()
-                self._format = Jinja2ChatFormatter(
+                self._stops = {t for t in (eos, *self._special_ids("<|im_end|>", "<|eot_id|>", "<|end|>")) if t >= 0}
+                self._format = Jinja2ChatFormatter(  # last: a reader that sees it sees the stops too
                     template=template,
                     eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
                     bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
                 )
-                self._stops = {t for t in (eos, *self._special_ids("<|im_end|>", "<|eot_id|>", "<|end|>")) if t >= 0}
-            prompt = self._format(messages=list(messages)).prompt
-            tokens: list[int] = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-            return tokens
 
     def _special_ids(self, *markers: str) -> list[int]:
         ids = []
@@ -511,6 +530,9 @@ class LlamaCppGenerator:
 
     def stream(self, messages: Sequence[Message], decoding: Decoding | None = None) -> Iterator[Piece]:
         """One answer token by token on llama.cpp, greedy or sampled as ``decoding`` says."""
+        return compute.iterate(lambda: self._stream(messages, decoding))
+
+    def _stream(self, messages: Sequence[Message], decoding: Decoding | None) -> Iterator[Piece]:
         from ragtune.generation.base import utf8_decoder
 
         d = (decoding or Decoding()).resolve(self.settings)
@@ -550,6 +572,9 @@ class LlamaCppGenerator:
     def generate(
         self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False
     ) -> list[Generation]:
+        return compute.call(self._generate, batch, max_new_tokens)
+
+    def _generate(self, batch: Sequence[Sequence[Message]], max_new_tokens: int | None) -> list[Generation]:
         limit = max_new_tokens or self.settings.max_new_tokens
         results = []
         with self._lock:

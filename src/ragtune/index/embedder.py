@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ragtune import compute
 from ragtune.config import EmbedderSection
 from ragtune.errors import ModelError
 
@@ -134,6 +135,9 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        return compute.call(self._encode, texts, progress)  # torch's threads are the generator's (compute.py)
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
         vectors = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
