@@ -11,6 +11,8 @@ the order alternating so that neither side always runs on a warmer machine:
   wall time is what the request waits for (retrieval, prompt, generation, citations, trace);
 - **ragtune stream**: the same question through ``ragtune serve`` (its own process)'s ``/v1/chat/completions`` with
   ``stream=True`` and the official ``openai`` client: the time to the first content chunk, and to the last;
+- **ask-transformers**: the same ``ask`` on the batch backend (transformers over the dequantized GGUF), what
+  ``ragtune ask`` ran before ``[generator] interactive``;
 - **peer stream**: ``llama_cpp.server`` (the same GGUF, 2 threads, ``--logits_all false`` and the same window)
   given the exact messages ragtune's RAG arm built for that question, streamed through the same client, greedy,
   the same ``max_tokens``.
@@ -106,12 +108,19 @@ def run(n: int) -> dict[str, Any]:
             for i, fact in enumerate(facts):
                 messages = answerer._prepare(Question(fact.question), interactive=True).messages or []
                 sides: dict[str, dict[str, Any]] = {}
-                order = ["ask", "ragtune", "peer"] if i % 2 else ["peer", "ragtune", "ask"]
+                order = ["ask", "ragtune", "peer", "ask-transformers"]
+                order = order if i % 2 else order[::-1]
                 for side in order:
                     if side == "ask":
                         t0 = time.perf_counter()
                         answer = Answerer(project).ask(Question(fact.question))
                         sides["ask"] = {"total_s": time.perf_counter() - t0, "text": answer.answer}
+                        sides["ask"]["tokens_in"] = answer.trace.tokens_in if answer.trace else 0
+                    elif side == "ask-transformers":  # what `ragtune ask` ran before: the batch backend, alone
+                        t0 = time.perf_counter()
+                        answer = Answerer(project, project.generator).ask(Question(fact.question))
+                        sides[side] = {"total_s": time.perf_counter() - t0, "text": answer.answer}
+                        sides[side]["first_s"] = (answer.trace.timings.get("first_token") if answer.trace else 0) / 1000
                     elif side == "ragtune":
                         question = [{"role": "user", "content": fact.question}]
                         sides["ragtune"] = _stream(ours, "ragtune-rag", question, limit)
@@ -125,7 +134,7 @@ def run(n: int) -> dict[str, Any]:
                 print(
                     f"{i:>2}/{n}  ask {sides['ask']['total_s']:.2f}s  ragtune first {sides['ragtune']['first_s']:.3f}s "
                     f"total {sides['ragtune']['total_s']:.2f}s  peer first {sides['peer']['first_s']:.3f}s total "
-                    f"{sides['peer']['total_s']:.2f}s",
+                    f"{sides['peer']['total_s']:.2f}s  ask-transformers {sides['ask-transformers']['total_s']:.2f}s",
                     file=sys.stderr,
                 )
         finally:
@@ -155,6 +164,13 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "n": result["n"],
         "backend": result["backend"],
         "ask_total": stat("ask", "total_s"),
+        "ask_transformers_total": stat("ask-transformers", "total_s"),
+        "ask_speedup_p50": round(
+            percentile([r["ask-transformers"]["total_s"] for r in rows], 50)
+            / percentile([r["ask"]["total_s"] for r in rows], 50),
+            2,
+        ),
+        "mean_prompt_tokens": round(statistics.mean(r["ask"]["tokens_in"] for r in rows), 1),
         "ragtune_first_token": stat("ragtune", "first_s"),
         "ragtune_total": stat("ragtune", "total_s"),
         "peer_first_token": stat("peer", "first_s"),
@@ -162,6 +178,8 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": {"ragtune": round(ours, 1), "peer": round(theirs, 1), "ratio": round(ours / theirs, 3)},
         "mean_answer_tokens": round(statistics.mean(r["ragtune"]["tokens"] for r in rows), 1),
         "same_text_as_peer": f"{same}/{len(rows)}",
+        # the two backends of `ragtune ask` (greedy llama.cpp, greedy transformers) on the same prompts and weights
+        "same_text_ask_transformers": f"{sum(r['ask']['text'] == r['ask-transformers']['text'] for r in rows)}/{len(rows)}",
     }
 
 

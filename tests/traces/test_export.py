@@ -455,6 +455,7 @@ def test_pipeline_exports_what_it_stores(project: Project, docs: Path, receiver:
     assert ids == [c["chunk_id"] for c in stored.chunks] and "docs/pricing.md@1#0" in ids
     assert retrieve.attributes["retrieval.documents.0.document.score"] == pytest.approx(stored.chunks[0]["score"])
     assert generate.attributes["llm.model_name"] == "canned-1" and "llm.system" not in generate.attributes
+    assert generate.attributes["ragtune.first_token_ms"] == stored.timings["first_token"] <= generate.ms
     assert generate.attributes["llm.token_count.prompt"] == stored.tokens_in > 10
     assert generate.attributes["llm.token_count.completion"] == stored.tokens_out == 5
     for sentence in ("600 requests per minute", "8:00 to 18:00 CET", "# Pricing"):

@@ -264,7 +264,9 @@ def _plan(trace: Trace) -> _Span:
     """The span tree of one trace, with times rebuilt from ``created_at`` and the stage timings."""
     timings = trace.timings
     # a stage this module does not know yet still shows, as a CHAIN span after the known ones
-    stages = [s for s in _STAGES if s in timings] + [s for s in timings if s not in (*_STAGES, "rerank", "total")]
+    # (first_token is a moment inside generate, not a stage: an attribute of the generate span)
+    inner = (*_STAGES, "rerank", "total", "first_token")
+    stages = [s for s in _STAGES if s in timings] + [s for s in timings if s not in inner]
     if trace.model.get("backend") == "none":  # no sources, so no model ran: an LLM span would count a call
         stages = [s for s in stages if s != "generate"]
     durations = [(s, _ns(timings[s])) for s in stages]
@@ -373,6 +375,8 @@ def _stage_attributes(stage: str, trace: Trace) -> dict[str, _Value]:
                 attributes[SpanAttributes.LLM_PROVIDER] = OpenInferenceLLMProviderValues.OPENAI.value
         if isinstance(finish := trace.body.get("finish_reason"), str):
             attributes[SpanAttributes.LLM_FINISH_REASON] = finish
+        if isinstance(first := trace.timings.get("first_token"), int | float):
+            attributes["ragtune.first_token_ms"] = float(first)  # a streamed answer: its time to the first token
         return attributes
     return {kind: OpenInferenceSpanKindValues.CHAIN.value}
 
