@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ragtune.generation.base import Wrapped
 from ragtune.harness.scorers.staleness import gives
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def expected_verdict(n_cases: int, injected: Counter[str], max_failure_rate: flo
 # the generation memory --------------------------------------------------------------------------------------------
 
 
-class ReusedGenerations:
+class ReusedGenerations(Wrapped):
     """The project's generator, answering a conversation it has already answered from memory.
 
     Decoding is greedy and each prompt is prefilled alone, so asking the same conversation again would give the
@@ -328,24 +329,10 @@ class ReusedGenerations:
     """
 
     def __init__(self, inner: Generator) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.memory: dict[str, Generation] = {}
         self.generated = 0
         self.reused = 0
-
-    @property
-    def context_window(self) -> int:
-        return self.inner.context_window
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def count_prompt(self, messages: Sequence[Message]) -> int:
-        return self.inner.count_prompt(messages)
 
     def generate(
         self, batch: Sequence[Sequence[Message]], *, max_new_tokens: int | None = None, progress: bool = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Generator as Generator_
+from collections.abc import Generator as PyGenerator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -152,7 +152,7 @@ class Answerer:
                 return item
         raise AssertionError("ask_stream ended without an answer")  # pragma: no cover
 
-    def ask_stream(self, question: Question, decoding: Decoding | None = None) -> Generator_[str | Answer, None, None]:
+    def ask_stream(self, question: Question, decoding: Decoding | None = None) -> PyGenerator[str | Answer, None, None]:
         """One answer as it is written: pieces of text (citation markers checked as they close), then the
         :class:`Answer`, whose ``answer`` is the checked text (with attributed markers the stream could not know)."""
         p = self._prepare(question, interactive=True, decoding=decoding)

@@ -56,6 +56,29 @@ class Generator(Protocol):
     ) -> list[Generation]: ...
 
 
+class Wrapped:
+    """A generator around another (``inner``) that counts tokens, names itself and reports its window and
+    identity exactly as ``inner`` does; a subclass changes ``generate``. The cache's and the benchmarks' wrappers
+    start from it."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    @property
+    def context_window(self) -> int:
+        return self.inner.context_window
+
+    def identity(self) -> dict[str, str]:
+        return self.inner.identity()
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        return self.inner.count_prompt(messages)
+
+
 @dataclass(frozen=True)
 class Decoding:
     """One request's own decoding settings (a chat request's ``max_tokens``, ``temperature``, ``seed``, ``stop``);

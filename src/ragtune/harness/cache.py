@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ragtune import __version__
 from ragtune.answer.pipeline import Answerer, Question, _Pending
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
-from ragtune.generation.base import Generation, Generator, Message
+from ragtune.generation.base import Generation, Generator, Message, Wrapped
 from ragtune.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class GenerationCache:
         return int(self.project.store.db.execute("SELECT COUNT(*) FROM generation_cache").fetchone()[0])
 
 
-class CachedGenerator:
+class CachedGenerator(Wrapped):
     """A :class:`~ragtune.generation.base.Generator` that answers prompts it has seen from the cache.
 
     Only prompts announced with :meth:`expect` (which says what documents they quote) are written to the cache:
@@ -201,24 +201,10 @@ class CachedGenerator:
     """
 
     def __init__(self, cache: GenerationCache, inner: Generator) -> None:
+        super().__init__(inner)
         self.cache = cache
-        self.inner = inner
-        self.name = inner.name
         self._docs: dict[str, list[DocVersion]] = {}
         self._served: dict[str, bool] = {}  # key -> whether its latest answer came from the cache
-
-    @property
-    def context_window(self) -> int:
-        return self.inner.context_window
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
-    def count_prompt(self, messages: Sequence[Message]) -> int:
-        return self.inner.count_prompt(messages)
 
     def expect(self, messages: Sequence[Message], documents: Sequence[DocVersion]) -> str | None:
         """Announce a prompt and the document versions whose text it holds; returns its key (None: not cached)."""
