@@ -126,6 +126,13 @@ def test_client_errors_and_access_groups(handbook: Live) -> None:
     text, cited = ask(PUBLIC_TOKEN)
     assert "250" not in text and "internal/refund-approval.txt" not in cited, (text, cited)
 
+    # streamed, the same: the pieces and the final chunk hold nothing from the finance-only document
+    chunks = list(client(handbook, PUBLIC_TOKEN).chat.completions.create(model="ragtune-rag", messages=question, stream=True))  # type: ignore[arg-type]  # fmt: skip
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    final = next(c.model_extra or {} for c in chunks if c.choices and c.choices[0].finish_reason)
+    assert "250" not in streamed and "250" not in final["answer"], streamed
+    assert "internal/refund-approval.txt" not in [c["doc_id"] for c in final["citations"]]
+
 
 def test_embeddings_serve_another_project(handbook: Live, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """ragtune's /v1/embeddings is a real OpenAI-compatible peer for the 'openai' embedder backend: a second
