@@ -31,6 +31,7 @@ from ragtune.index.merge import next_segment_id, remove_orphans, swap_segments
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
+from ragtune.traces.store import delete_traces, traces_of_documents
 
 
 @dataclass
@@ -135,13 +136,7 @@ def _forget(project: Project, doc_ids: list[str] | None, source: str | None) -> 
         if len(new):
             new.save(project.index_dir)
         rewritten.append((seg_id, new))
-    trace_ids: set[str] = set()
-    for i in range(0, len(gone_ids), 500):
-        part = gone_ids[i : i + 500]
-        marks = ",".join("?" * len(part))
-        trace_ids |= {
-            r[0] for r in store.db.execute(f"SELECT trace_id FROM trace_docs WHERE doc_id IN ({marks})", part)
-        }
+    trace_ids = traces_of_documents(store.db, gone_ids)
     receipt.documents = found
     receipt.totals = {
         "documents": len(found),
@@ -160,10 +155,7 @@ def _forget(project: Project, doc_ids: list[str] | None, source: str | None) -> 
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM versions WHERE doc_id IN ({marks})", part)
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", part)
-            ordered = sorted(trace_ids)
-            for i in range(0, len(ordered), 500):
-                part = ordered[i : i + 500]
-                db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
+            delete_traces(db, sorted(trace_ids))
             swap_segments(db, [old for old, _ in rewritten], [new for _, new in rewritten])
             Store.bump_generation(db)
             context = ForgetContext(project, db, gone_ids, receipt)

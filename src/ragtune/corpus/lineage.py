@@ -18,6 +18,7 @@ from typing import Any
 
 from ragtune.errors import CorpusError
 from ragtune.project import Project
+from ragtune.traces.store import document_traces
 
 LineageHook = Callable[[Project, str, dict[str, Any]], None]
 
@@ -43,15 +44,7 @@ def document_lineage(project: Project, doc_id: str) -> dict[str, Any]:
             (doc_id,),
         )
     ]
-    n_traces = db.execute("SELECT COUNT(*) FROM trace_docs WHERE doc_id = ?", (doc_id,)).fetchone()[0]
-    recent = [
-        r[0]
-        for r in db.execute(
-            "SELECT t.trace_id FROM trace_docs d JOIN traces t USING (trace_id) WHERE d.doc_id = ? "
-            "ORDER BY t.created_at DESC, t.trace_id LIMIT ?",
-            (doc_id, RECENT_TRACES),
-        )
-    ]
+    n_traces, recent = document_traces(db, doc_id, RECENT_TRACES)
     forgotten = [
         {"receipt_id": r["receipt_id"], "created_at": r["created_at"]}
         for r in db.execute(

@@ -20,6 +20,7 @@ import numpy as np
 from ragtune.config import DiagnosisSection
 from ragtune.errors import HarnessError
 from ragtune.store.db import Store
+from ragtune.traces.store import traffic_questions
 
 if TYPE_CHECKING:
     from ragtune.index.embedder import Embedder
@@ -57,8 +58,7 @@ def read_traffic(path: Path) -> list[str]:
 
 def stored_traffic(store: Store) -> list[str]:
     """Questions of the server's and `ragtune ask`'s stored traces (kind ask or chat; eval traces are not traffic)."""
-    rows = store.db.execute("SELECT question FROM traces WHERE kind IN ('ask', 'chat') ORDER BY created_at")
-    return [str(r[0]) for r in rows if str(r[0]).strip()]
+    return [q for q in traffic_questions(store) if q.strip()]
 
 
 def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:

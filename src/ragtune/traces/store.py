@@ -115,6 +115,51 @@ def list_traces(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     return out
 
 
+def traces_of_documents(db: Any, doc_ids: Sequence[str]) -> set[str]:
+    """The traces that retrieved or quoted any of these documents."""
+    found: set[str] = set()
+    for i in range(0, len(doc_ids), 500):
+        part = list(doc_ids[i : i + 500])
+        marks = ",".join("?" * len(part))
+        found |= {r[0] for r in db.execute(f"SELECT trace_id FROM trace_docs WHERE doc_id IN ({marks})", part)}
+    return found
+
+
+def delete_traces(db: Any, trace_ids: Sequence[str]) -> None:
+    """Within the caller's transaction: delete these traces (their document rows go with them)."""
+    ordered = sorted(trace_ids)
+    for i in range(0, len(ordered), 500):
+        part = ordered[i : i + 500]
+        db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
+
+
+def document_traces(db: Any, doc_id: str, limit: int) -> tuple[int, list[str]]:
+    """How many traces touched a document, and the ids of the most recent `limit` of them."""
+    count = db.execute("SELECT COUNT(*) FROM trace_docs WHERE doc_id = ?", (doc_id,)).fetchone()[0]
+    recent = [
+        r[0]
+        for r in db.execute(
+            "SELECT t.trace_id FROM trace_docs d JOIN traces t USING (trace_id) WHERE d.doc_id = ? "
+            "ORDER BY t.created_at DESC, t.trace_id LIMIT ?",
+            (doc_id, limit),
+        )
+    ]
+    return int(count), recent
+
+
+def answered_traces(store: Store) -> list[Any]:
+    """Every trace's id, question, answer and chunk list (JSON text), oldest first."""
+    return store.db.execute(
+        "SELECT trace_id, question, answer, chunks FROM traces ORDER BY created_at, trace_id"
+    ).fetchall()
+
+
+def traffic_questions(store: Store) -> list[str]:
+    """The questions of production traffic: the traces of `ask` and the server (kind ask or chat), oldest first."""
+    rows = store.db.execute("SELECT question FROM traces WHERE kind IN ('ask', 'chat') ORDER BY created_at")
+    return [str(r[0]) for r in rows]
+
+
 def delete_traces_of_adapters(db: Any, adapters: Sequence[str]) -> int:
     """Within forget's transaction: delete every trace answered by one of these adapter folders (paths relative to
     the project, as the registry keeps them): a fine-tune trained on a forgotten document may repeat it."""
@@ -123,7 +168,5 @@ def delete_traces_of_adapters(db: Any, adapters: Sequence[str]) -> int:
         adapter = str(json.loads(model).get("adapter") or "")
         if adapter and any(Path(adapter).as_posix().endswith(a) for a in adapters):
             doomed.append(trace_id)
-    for i in range(0, len(doomed), 500):
-        part = doomed[i : i + 500]
-        db.execute(f"DELETE FROM traces WHERE trace_id IN ({','.join('?' * len(part))})", part)
+    delete_traces(db, doomed)
     return len(doomed)

@@ -20,6 +20,7 @@ from ragtune.corpus.loaders import parse_json_line
 from ragtune.errors import CaseProblem, HarnessError, TuningError
 from ragtune.harness.cases import explain_error, iter_lines, load_cases
 from ragtune.store.db import Store
+from ragtune.traces.store import answered_traces
 
 Messages = list[dict[str, str]]
 
@@ -74,8 +75,7 @@ _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 def from_traces(store: Store, skipped: Skipped) -> Iterator[Candidate]:
     """One example per stored answer that used document chunks: the question, then the answer without its
     citation markers; the lineage is the trace and the doc@version of every chunk in its context."""
-    rows = store.db.execute("SELECT trace_id, question, answer, chunks FROM traces ORDER BY created_at, trace_id")
-    for row in rows.fetchall():
+    for row in answered_traces(store):
         used = [c for c in json.loads(row["chunks"]) if c.get("status") == "used"]
         if not used:
             skipped.add("trace_without_documents")
