@@ -89,7 +89,9 @@ def test_no_module_names_a_table_it_does_not_own() -> None:
 
 
 def test_the_scan_finds_tables_in_plain_and_formatted_sql(tmp_path: Path) -> None:
-    sample = 'marks = "?"\na = "SELECT x FROM runs r JOIN run_scores s"\nb = f"DELETE FROM chunks WHERE id IN ({marks})"\n'
+    sample = (
+        'marks = "?"\na = "SELECT x FROM runs r JOIN run_scores s"\nb = f"DELETE FROM chunks WHERE id IN ({marks})"\n'
+    )
     path = tmp_path / "sample.py"
     path.write_text(sample, encoding="utf-8")
     names = {t for s in sql_strings(path) for t in _NAMED.findall(s)}

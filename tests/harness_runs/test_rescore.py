@@ -69,7 +69,7 @@ def test_rescore_refuses_what_it_cannot_do_in_one_line(handbook: Any, cases_file
     with pytest.raises(HarnessError, match="no run named 'nope'"):
         rescore_run(handbook, "nope")
     cases_file.write_text(cases_file.read_text() + "\n")
-    with pytest.raises(HarnessError, match="changed since the run"):
+    with pytest.raises(HarnessError, match="the case file changed since run"):
         rescore_run(handbook, "base", name="x")
     assert load_results(handbook.store, "x") == {}  # nothing half-written
 

@@ -100,7 +100,7 @@ def runs_group() -> None:
 @json_option
 def runs_list(project_dir: Path | None, as_json: bool) -> None:
     """List runs, newest first."""
-    from ragtune.harness.runs import list_runs
+    from ragtune.harness.store import list_runs
 
     runs = list_runs(open_project(project_dir).store)
     if as_json:
@@ -191,7 +191,7 @@ def compare_cmd(runs: tuple[str, ...], arms: str | None, arm: str | None, projec
     """Paired bootstrap deltas (B minus A) and the error migration between RUN_A and RUN_B, or two arms of RUN."""
     from ragtune.harness.arms import parse_arms
     from ragtune.harness.compare import compare_arms
-    from ragtune.harness.runs import load_run
+    from ragtune.harness.store import load_run
 
     project = open_project(project_dir)
     store, settings = project.store, project.config.eval

@@ -19,11 +19,12 @@ from typing import Any, Literal
 
 from ragtune.config import Config
 from ragtune.corpus.model import iso, parse_when
-from ragtune.diagnosis.facts import ArmResult, Corpus, RunData, VersionInfo
+from ragtune.diagnosis.facts import Corpus, RunData, VersionInfo
 from ragtune.diagnosis.taxonomy import UNCLEAR, UNCLEAR_REASONS, cause
 from ragtune.errors import HarnessError
 from ragtune.harness.model import Case
 from ragtune.harness.scorers.staleness import gives
+from ragtune.harness.store import ArmResult
 
 Confidence = Literal["high", "medium", "low"]
 

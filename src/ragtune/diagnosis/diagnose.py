@@ -19,7 +19,8 @@ from ragtune.diagnosis.coverage import read_traffic, stored_traffic, traffic_cov
 from ragtune.diagnosis.facts import Corpus, load_run_data
 from ragtune.diagnosis.readiness import ReadinessContext, migration_against, run_checks
 from ragtune.diagnosis.recommend import Recommendation, recommend
-from ragtune.harness.runs import load_run, summarize_run
+from ragtune.harness.runs import summarize_run
+from ragtune.harness.store import load_run
 from ragtune.store.db import Store
 
 if TYPE_CHECKING:

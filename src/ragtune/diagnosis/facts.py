@@ -3,78 +3,21 @@ corpus facts (owners, rights, versions and their text) that evidence is checked 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ragtune.errors import HarnessError
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case
-from ragtune.harness.runs import RunInfo, file_digest, load_run
+from ragtune.harness.store import (
+    ArmResult,
+    RunInfo,
+    ScoreRow,  # noqa: F401  (re-exported: what diagnosis reads)
+    file_digest,
+    load_arm_results,
+    load_run,
+)
 from ragtune.store.db import Store
-
-
-@dataclass
-class ScoreRow:
-    """One stored scorer verdict."""
-
-    status: str
-    value: float | None
-    passed: bool | None
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def scored(self) -> bool:
-        return self.status == "scored"
-
-
-@dataclass
-class ArmResult:
-    """One arm's stored result for one case, with its scores by scorer name."""
-
-    arm: str
-    case_id: str
-    position: int
-    answer: str
-    error: str | None
-    latency_ms: float | None
-    """What the request waited for when it was timed alone; None when it was answered in a batch."""
-    cost_usd: float
-    label: str
-    chunks: list[dict[str, Any]] = field(default_factory=list)
-    variants: dict[str, str] = field(default_factory=dict)
-    trace_id: str | None = None
-    scores: dict[str, ScoreRow] = field(default_factory=dict)
-
-    @property
-    def correct(self) -> bool:
-        return self.label == "correct"
-
-    @property
-    def content_right(self) -> bool:
-        """Right content whatever the form: correct, or only the format rule broken."""
-        return self.label in ("correct", "format")
-
-    @property
-    def content_wrong(self) -> bool:
-        return self.label in ("wrong", "stale")
-
-    def score(self, name: str) -> ScoreRow | None:
-        row = self.scores.get(name)
-        return row if row is not None and row.scored else None
-
-    def variant_formatted(self, variant: str) -> bool | None:
-        """Whether a prompt variant's answer follows the case's format rule (None: no rule was scored)."""
-        check = self.score(f"variant.{variant}.format")
-        return None if check is None else bool(check.passed)
-
-    def variant_right(self, variant: str) -> bool | None:
-        """Whether a prompt variant's answer is right and well-formed (None: nothing about it was scored)."""
-        checks = [self.score(f"variant.{variant}.{s}") for s in ("accuracy", "format")]
-        scored = [c for c in checks if c is not None]
-        return all(bool(c.passed) for c in scored) if scored else None
 
 
 @dataclass
@@ -92,36 +35,7 @@ class RunData:
 
 def load_run_data(store: Store, run: str, root: Path | None = None) -> RunData:
     info = load_run(store, run)
-    scores: dict[tuple[str, str], dict[str, ScoreRow]] = {}
-    for row in store.db.execute(
-        "SELECT arm, case_id, scorer, status, value, passed, reason, details FROM run_scores WHERE run = ?", (run,)
-    ):
-        passed = None if row["passed"] is None else bool(row["passed"])
-        scores.setdefault((row["arm"], row["case_id"]), {})[row["scorer"]] = ScoreRow(
-            row["status"], row["value"], passed, row["reason"], json.loads(row["details"] or "{}")
-        )
-    results: dict[str, dict[str, ArmResult]] = {}
-    rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, request_ms, cost_usd, label, output FROM run_results "
-        "WHERE run = ? ORDER BY position",
-        (run,),
-    )
-    for row in rows:
-        extra = json.loads(row["output"] or "{}")
-        results.setdefault(row["case_id"], {})[row["arm"]] = ArmResult(
-            arm=row["arm"],
-            case_id=row["case_id"],
-            position=row["position"],
-            answer=row["answer"],
-            error=row["error"],
-            latency_ms=row["request_ms"],
-            cost_usd=row["cost_usd"],
-            label=row["label"],
-            chunks=list(extra.get("chunks") or []),
-            variants=dict(extra.get("variants") or {}),
-            trace_id=extra.get("trace_id"),
-            scores=scores.get((row["arm"], row["case_id"]), {}),
-        )
+    results = load_arm_results(store, run)
     for by_arm in results.values():  # run order, so that ties between arms resolve the same way every time
         ordered = {a: by_arm[a] for a in info.arms if a in by_arm}
         by_arm.clear()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ragtune.errors import HarnessError
-from ragtune.harness.runs import load_results, load_run
+from ragtune.harness.store import load_results, load_run
 from ragtune.harness.summary import ACCURACY, CITATIONS, FORMAT, LABELS, STALENESS, bootstrap_ci, percentile
 from ragtune.store.db import Store
 

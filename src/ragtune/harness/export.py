@@ -19,8 +19,8 @@ from ragtune.errors import HarnessError
 from ragtune.harness.cases import load_cases
 from ragtune.harness.interop import ExportRow, export_deepeval, export_ragas, export_ragchecker
 from ragtune.harness.model import Case, Output
-from ragtune.harness.runs import file_digest, load_run
 from ragtune.harness.scorers.base import ScoringContext
+from ragtune.harness.store import checked_case_file, load_run, result_rows, score_rows
 from ragtune.store.db import Store
 
 EXPORTERS: dict[str, Callable[[list[ExportRow], Path], None]] = {
@@ -38,25 +38,14 @@ def export_rows(store: Store, run: str, arm: str) -> list[ExportRow]:
     info = load_run(store, run)
     if arm not in info.arms:
         raise HarnessError(f"run {run!r} has no arm {arm!r}; its arms: {', '.join(info.arms)}")
-    path = Path(info.cases_path)
-    if not path.is_file():
-        raise HarnessError(f"{path}: the case file of run {run!r} is gone; restore it to export the run")
-    if file_digest(path) != info.cases_digest:
-        raise HarnessError(f"{path}: the case file changed since run {run!r}; restore the version it ran on")
-    cases = {c.id: c for c in load_cases(path)}
+    cases = {c.id: c for c in load_cases(checked_case_file(info, "export the run"))}
     scores: dict[str, dict[str, float | None]] = {}
-    for case_id, scorer, value in store.db.execute(
-        "SELECT case_id, scorer, value FROM run_scores WHERE run = ? AND arm = ? AND scorer NOT LIKE 'variant.%'",
-        (run, arm),
-    ):
-        scores.setdefault(case_id, {})[scorer] = value
+    for r in score_rows(store, run, arm):
+        if not r["scorer"].startswith("variant."):
+            scores.setdefault(r["case_id"], {})[r["scorer"]] = r["value"]
     chunks = ScoringContext(store=store)  # reads (and caches) chunk text from the store
     rows = []
-    for r in store.db.execute(
-        "SELECT case_id, answer, error, latency_ms, tokens_in, tokens_out, output FROM run_results "
-        "WHERE run = ? AND arm = ? ORDER BY position",
-        (run, arm),
-    ):
+    for r in result_rows(store, run, arm):
         extra = json.loads(r["output"])
         output = Output(
             r["case_id"], arm, r["answer"], citations=extra.get("citations", []), chunks=extra.get("chunks", []),

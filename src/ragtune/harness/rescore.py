@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import HarnessError
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case, Output, Score
-from ragtune.harness.runs import (
-    _NAME,
+from ragtune.harness.runs import _NAME, scoring_context, variant_scores
+from ragtune.harness.scorers import SCORERS, score_output
+from ragtune.harness.store import (
     REDACTED,
     RunInfo,
-    file_digest,
+    checked_case_file,
+    copy_run,
     get_run,
     load_run,
-    scoring_context,
-    variant_scores,
+    result_rows,
+    stored_scores,
 )
-from ragtune.harness.scorers import SCORERS, score_output
-from ragtune.harness.summary import failure_label
 from ragtune.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -57,12 +56,8 @@ def rescore_run(project: Project, run: str, scorers: Sequence[str] | None = None
     _check_needs(project, names)
     cases = _cases(info)
     ctx = scoring_context(project, names)
-    old_scores = _stored_scores(project, run)
-    rows = store.db.execute(
-        "SELECT arm, case_id, answer, error, latency_ms, tokens_in, tokens_out, output, redacted, cached "
-        "FROM run_results WHERE run = ? ORDER BY arm, position",
-        (run,),
-    ).fetchall()
+    old_scores = stored_scores(store, run)
+    rows = sorted(result_rows(store, run), key=lambda r: (r["arm"], r["position"]))
     scored: list[tuple[str, str, list[Score]]] = []
     for row in rows:
         case = cases.get(row["case_id"])
@@ -82,7 +77,7 @@ def rescore_run(project: Project, run: str, scorers: Sequence[str] | None = None
         "judge": ctx.judge.identity() if ctx.judge is not None else None,
         "rescored_from": {"run": run, "scorers": info.settings.get("scorers"), "at": utcnow()},
     }
-    _write(project, info, new, settings, scored)
+    copy_run(store, info, new, settings, scored)
     return load_run(store, new)
 
 
@@ -98,17 +93,7 @@ def _check_needs(project: Project, names: Sequence[str]) -> None:
 
 
 def _cases(info: RunInfo) -> dict[str, Case]:
-    path = Path(info.cases_path)
-    if not path.is_file():
-        raise HarnessError(
-            f"run {info.run!r}: its case file {path} is missing; the scorers need the cases (restore it, then rescore)"
-        )
-    if file_digest(path) != info.cases_digest:
-        raise HarnessError(
-            f"run {info.run!r}: {path} changed since the run (sha256 {info.cases_digest[:12]}); restore that case "
-            "file to rescore it, or evaluate the changed cases with `ragtune eval`"
-        )
-    return {c.id: c for c in load_cases(path)}
+    return {c.id: c for c in load_cases(checked_case_file(info, "rescore it"))}
 
 
 def _output(row: Any) -> Output:
@@ -129,17 +114,6 @@ def _output(row: Any) -> Output:
     )
 
 
-def _stored_scores(project: Project, run: str) -> dict[tuple[str, str], list[Score]]:
-    out: dict[tuple[str, str], list[Score]] = {}
-    for r in project.store.db.execute(
-        "SELECT arm, case_id, scorer, status, value, passed, reason, details FROM run_scores WHERE run = ?", (run,)
-    ):
-        passed = None if r["passed"] is None else bool(r["passed"])
-        score = Score(r["scorer"], r["status"], r["value"], passed, r["reason"], json.loads(r["details"] or "{}"))
-        out.setdefault((r["arm"], r["case_id"]), []).append(score)
-    return out
-
-
 def _kept(old: Sequence[Score], names: Sequence[str]) -> list[Score]:
     """A redacted result's stored scores for the scorers asked for (prompt variants' included); unscored for the
     others, saying why."""
@@ -148,41 +122,3 @@ def _kept(old: Sequence[Score], names: Sequence[str]) -> list[Score]:
             for n in names]  # fmt: skip
     kept += [s for s in old if s.scorer.startswith("variant.") and s.scorer.rpartition(".")[2] in names]
     return kept
-
-
-def _write(project: Project, info: RunInfo, new: str, settings: dict[str, Any], scored: Sequence[tuple[str, str, list[Score]]]) -> None:  # fmt: skip
-    """The new run, its copied results (new labels), their new scores and their documents, in one transaction."""
-    now = utcnow(precise=True)
-    with project.store.transaction() as db:
-        db.execute(
-            "INSERT INTO runs (run, created_at, finished_at, cases_path, cases_digest, arms, n_cases, settings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (new, utcnow(), now, info.cases_path, info.cases_digest, json.dumps(info.arms), info.n_cases,
-             json.dumps(settings)),
-        )  # fmt: skip
-        db.execute(
-            "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, "
-            "tokens_out, cpu_s, cost_usd, label, output, created_at, redacted, cached) "
-            "SELECT ?, arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, tokens_out, cpu_s, "
-            "cost_usd, label, output, created_at, redacted, cached FROM run_results WHERE run = ?",
-            (new, info.run),
-        )
-        db.executemany(
-            "UPDATE run_results SET label = ? WHERE run = ? AND arm = ? AND case_id = ?",
-            [(failure_label(scores), new, arm, case_id) for arm, case_id, scores in scored],
-        )
-        db.executemany(
-            "INSERT INTO run_scores (run, arm, case_id, scorer, status, value, passed, reason, details) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (new, arm, case_id, s.scorer, s.status, s.value, None if s.passed is None else int(s.passed), s.reason,
-                 json.dumps(s.details, ensure_ascii=False, default=str))
-                for arm, case_id, scores in scored
-                for s in scores
-            ],
-        )  # fmt: skip
-        # forget must reach the copies: the same documents as the answers they copy
-        db.execute(
-            "INSERT INTO run_docs (run, arm, case_id, doc_id) SELECT ?, arm, case_id, doc_id FROM run_docs WHERE run = ?",
-            (new, info.run),
-        )

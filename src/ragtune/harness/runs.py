@@ -10,13 +10,11 @@ resume must see the same case file (by digest) and the same arm list, or it is r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +25,24 @@ from ragtune.harness.arms import Arm, CachingArm, make_arm
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case, Output, Score
 from ragtune.harness.scorers import SCORERS, ScoringContext, score_output
-from ragtune.harness.summary import failure_label, summarize_arm
+from ragtune.harness.store import (  # noqa: F401  (re-exported: part of the runs API)
+    REDACTED,
+    RunInfo,
+    count_results,
+    file_digest,
+    finish_run,
+    get_run,
+    insert_run,
+    list_runs,
+    load_results,
+    load_run,
+    redact_arms_of_adapters,
+    redact_results,
+    redacted_cases,
+    store_result,
+    stored_case_ids,
+)
+from ragtune.harness.summary import summarize_arm
 from ragtune.store.db import Store, utcnow
 from ragtune.traces.store import delete_traces_of_adapters
 
@@ -38,63 +53,8 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
 
-@dataclass
-class RunInfo:
-    """A run's header row."""
-
-    run: str
-    created_at: str
-    finished_at: str | None
-    cases_path: str
-    cases_digest: str
-    arms: list[str]
-    n_cases: int
-    settings: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def default_run_name() -> str:
     return "run-" + datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-
-
-def get_run(store: Store, name: str) -> RunInfo | None:
-    row = store.db.execute("SELECT * FROM runs WHERE run = ?", (name,)).fetchone()
-    if row is None:
-        return None
-    return RunInfo(
-        row["run"],
-        row["created_at"],
-        row["finished_at"],
-        row["cases_path"],
-        row["cases_digest"],
-        json.loads(row["arms"]),
-        row["n_cases"],
-        json.loads(row["settings"]),
-    )
-
-
-def load_run(store: Store, name: str) -> RunInfo:
-    info = get_run(store, name)
-    if info is None:
-        known = [r.run for r in list_runs(store)[:5]]
-        hint = f" (recent: {', '.join(known)})" if known else " (no runs yet; `ragtune eval CASES` makes one)"
-        raise HarnessError(f"no run named {name!r}{hint}")
-    return info
-
-
-def list_runs(store: Store) -> list[RunInfo]:
-    names = [r[0] for r in store.db.execute("SELECT run FROM runs ORDER BY created_at DESC, run")]
-    return [info for n in names if (info := get_run(store, n)) is not None]
 
 
 def begin_run(store: Store, name: str, cases_path: Path, cases: Sequence[Case], arms: list[str], settings: dict[str, Any]) -> RunInfo:  # fmt: skip
@@ -121,12 +81,7 @@ def begin_run(store: Store, name: str, cases_path: Path, cases: Sequence[Case], 
             )
         return old
     info = RunInfo(name, utcnow(), None, str(cases_path), digest, arms, len(cases), settings)
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO runs (run, created_at, cases_path, cases_digest, arms, n_cases, settings) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, info.created_at, info.cases_path, digest, json.dumps(arms), len(cases), json.dumps(settings)),
-        )
+    insert_run(store, info)
     return info
 
 
@@ -187,148 +142,12 @@ def make_judge(project: Project) -> Generator | None:
     )
 
 
-def stored_case_ids(store: Store, run: str, arm: str) -> set[str]:
-    rows = store.db.execute("SELECT case_id FROM run_results WHERE run = ? AND arm = ?", (run, arm))
-    return {r[0] for r in rows}
-
-
 def result_documents(case: Case, output: Output) -> list[str]:
     """The documents a result came from: the case's gold evidence, its context chunks and its citations."""
     found = list(case.evidence)
     found += [str(c["doc_id"]) for c in output.chunks if isinstance(c, dict) and c.get("doc_id")]
     found += [str(c["doc_id"]) for c in output.citations if isinstance(c, dict) and c.get("doc_id")]
     return sorted(set(found))
-
-
-def store_result(
-    store: Store,
-    run: str,
-    position: int,
-    output: Output,
-    scores: Sequence[Score],
-    cpu_s: float,
-    cost: float,
-    documents: Sequence[str] = (),
-    *,
-    request_ms: float | None = None,
-) -> bool:
-    """One result and its scores in one transaction; False when it was already stored (another copy won).
-    ``documents`` are what it came from (:func:`result_documents`): forget redacts the result when one goes.
-    ``output.latency_ms`` is stored as the batch's share; ``request_ms`` is the request's own time, when it was timed
-    alone (or the arm times every request)."""
-    extra = {
-        "citations": output.citations,
-        "chunks": output.chunks,
-        "variants": output.variants,
-        "trace_id": output.trace_id,
-    }
-    with store.transaction() as db:
-        cur = db.execute(
-            "INSERT INTO run_results (run, arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, "
-            "tokens_out, cpu_s, cost_usd, label, output, created_at, cached) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, arm, case_id) DO NOTHING",
-            (
-                run,
-                output.arm,
-                output.case_id,
-                position,
-                output.answer,
-                output.error,
-                output.latency_ms,
-                request_ms,
-                output.tokens_in,
-                output.tokens_out,
-                cpu_s,
-                cost,
-                failure_label(scores),
-                json.dumps(extra, ensure_ascii=False, default=str),
-                utcnow(),
-                int(output.cached),
-            ),
-        )
-        if cur.rowcount == 0:
-            return False
-        db.executemany(
-            "INSERT INTO run_scores (run, arm, case_id, scorer, status, value, passed, reason, details) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run,
-                    output.arm,
-                    output.case_id,
-                    s.scorer,
-                    s.status,
-                    s.value,
-                    None if s.passed is None else int(s.passed),
-                    s.reason,
-                    json.dumps(s.details, ensure_ascii=False, default=str),
-                )
-                for s in scores
-            ],
-        )
-        db.executemany(
-            "INSERT OR IGNORE INTO run_docs (run, arm, case_id, doc_id) VALUES (?, ?, ?, ?)",
-            [(run, output.arm, output.case_id, d) for d in documents],
-        )
-    return True
-
-
-REDACTED = "[redacted: forgotten document]"
-
-
-def redact_results(db: sqlite3.Connection, doc_ids: Sequence[str], receipt_id: str) -> dict[str, Any]:
-    """Within forget's transaction: blank the answer, output and score reasons of every result that came from
-    one of ``doc_ids``; labels, scores and figures stay, so a run's summary says which cases were redacted rather
-    than silently changing. Returns ``{"runs": [{run, rows, cases}], "rows": n}``."""
-    keys: dict[tuple[str, str, str], set[str]] = {}
-    for i in range(0, len(doc_ids), 500):
-        part = list(doc_ids[i : i + 500])
-        marks = ",".join("?" * len(part))
-        for run, arm, case_id, doc_id in db.execute(
-            f"SELECT run, arm, case_id, doc_id FROM run_docs WHERE doc_id IN ({marks})", part
-        ):
-            keys.setdefault((run, arm, case_id), set()).add(doc_id)
-    return _redact(db, keys, receipt_id)
-
-
-def _redact(db: sqlite3.Connection, keys: dict[tuple[str, str, str], set[str]], receipt_id: str) -> dict[str, Any]:
-    by_run: dict[str, dict[str, Any]] = {}
-    for (run, arm, case_id), docs in sorted(keys.items()):
-        row = db.execute(
-            "SELECT redacted FROM run_results WHERE run = ? AND arm = ? AND case_id = ?", (run, arm, case_id)
-        ).fetchone()
-        if row is None:
-            continue
-        earlier = json.loads(row[0]) if row[0] else {}
-        stamp = {
-            "receipts": [*earlier.get("receipts", []), receipt_id],
-            "documents": sorted(set(earlier.get("documents", [])) | docs),
-            "at": utcnow(),
-        }
-        db.execute(
-            "UPDATE run_results SET answer = ?, output = ?, redacted = ? WHERE run = ? AND arm = ? AND case_id = ?",
-            (REDACTED, json.dumps({"redacted": True}), json.dumps(stamp), run, arm, case_id),
-        )
-        db.execute(
-            "UPDATE run_scores SET reason = ?, details = '{}' WHERE run = ? AND arm = ? AND case_id = ?",
-            (REDACTED, run, arm, case_id),
-        )
-        entry = by_run.setdefault(run, {"run": run, "rows": 0, "cases": []})
-        entry["rows"] += 1
-        if case_id not in entry["cases"]:
-            entry["cases"].append(case_id)
-    runs = list(by_run.values())
-    return {"runs": runs, "rows": sum(r["rows"] for r in runs)}
-
-
-def redacted_cases(store: Store, run: str) -> dict[str, list[str]]:
-    """arm -> the case ids whose stored text forget redacted (their labels and figures still count)."""
-    out: dict[str, list[str]] = {}
-    for arm, case_id in store.db.execute(
-        "SELECT arm, case_id FROM run_results WHERE run = ? AND redacted IS NOT NULL ORDER BY position", (run,)
-    ):
-        out.setdefault(arm, []).append(case_id)
-    return out
 
 
 VARIANT_SCORERS = ("accuracy", "format")
@@ -408,14 +227,11 @@ def execute_run(
             _answer_batch(project, run_name, arm, [one], ctx, timed_alone=True, per_request=False)
             if progress is not None:
                 progress(1, total)
-    missing = store.db.execute("SELECT COUNT(*) FROM run_results WHERE run = ?", (run_name,)).fetchone()[0] != len(
-        cases
-    ) * len(arms)
+    missing = count_results(store, run_name) != len(cases) * len(arms)
     if missing:  # only a concurrent writer deleting rows could get here; say so rather than claim it finished
         raise HarnessError(f"run {run_name!r}: results are missing after the run; run it again to fill them in")
     if info.finished_at is None:
-        with store.transaction() as db:
-            db.execute("UPDATE runs SET finished_at = ? WHERE run = ?", (utcnow(precise=True), run_name))
+        finish_run(store, run_name)
     return load_run(store, run_name)
 
 
@@ -464,28 +280,6 @@ def _answer_batch(
                      request_ms=request_ms)  # fmt: skip
 
 
-def load_results(store: Store, run: str) -> dict[str, list[dict[str, Any]]]:
-    """Every stored result of a run by arm, in case-file order, each with ``scores``: scorer -> (status, value)."""
-    scores: dict[tuple[str, str], dict[str, tuple[str, float | None]]] = {}
-    for row in store.db.execute("SELECT arm, case_id, scorer, status, value FROM run_scores WHERE run = ?", (run,)):
-        scores.setdefault((row[0], row[1]), {})[row[2]] = (row[3], row[4])
-    out: dict[str, list[dict[str, Any]]] = {}
-    rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, latency_ms, request_ms, tokens_in, tokens_out, cpu_s, cost_usd, "
-        "label, cached FROM run_results WHERE run = ? ORDER BY position",
-        (run,),
-    )
-    for row in rows:
-        result = _row(row)
-        result["scores"] = scores.get((row["arm"], row["case_id"]), {})
-        out.setdefault(row["arm"], []).append(result)
-    return out
-
-
-def _row(row: sqlite3.Row) -> dict[str, Any]:
-    return {key: row[key] for key in row.keys()}  # noqa: SIM118  (sqlite3.Row iterates values, not keys)
-
-
 def summarize_run(project: Project, name: str) -> dict[str, Any]:
     """The summary of a run: ``{"run", "finished", "arms": {NAME: {"n", "accuracy": {"value", "ci95"}, ...}}}``."""
     store = project.store
@@ -515,19 +309,6 @@ def summarize_run(project: Project, name: str) -> dict[str, Any]:
         "cached": sum(a["cached"] for a in arms.values()),
         "rescored_from": info.settings.get("rescored_from"),
     }
-
-
-def redact_arms_of_adapters(db: sqlite3.Connection, adapters: Sequence[str], receipt_id: str) -> dict[str, Any]:
-    """Within forget's transaction: redact every result of an arm answered by one of these adapter folders (a
-    fine-tune trained on a forgotten document, tainted by the registry's hook), in every run."""
-    keys: list[tuple[str, str, str]] = []
-    for run, settings in db.execute("SELECT run, settings FROM runs"):
-        for arm, identity in (json.loads(settings).get("arms") or {}).items():
-            adapter = str(((identity or {}).get("model") or {}).get("adapter") or "")
-            if adapter and any(Path(adapter).as_posix().endswith(a) for a in adapters):
-                keys += [(run, arm, c) for (c,) in db.execute(
-                    "SELECT case_id FROM run_results WHERE run = ? AND arm = ?", (run, arm))]  # fmt: skip
-    return _redact(db, {k: set() for k in keys}, receipt_id)
 
 
 def _forget_results(ctx: ForgetContext) -> None:

@@ -3,33 +3,17 @@ chunks, and the cases themselves (from the run's case file, when it still has th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.harness.cases import load_cases
 from ragtune.harness.model import Case
-from ragtune.harness.runs import file_digest, load_run, summarize_run
+from ragtune.harness.runs import summarize_run
+from ragtune.harness.store import ArmResult, file_digest, load_arm_results, load_run
 
 if TYPE_CHECKING:
     from ragtune.project import Project
-
-
-@dataclass
-class ArmResult:
-    """One arm's answer to one case, as stored, with its scores (name -> status, value, reason)."""
-
-    arm: str
-    answer: str
-    label: str
-    error: str | None
-    latency_ms: float | None  # timed alone; None when answered in a batch
-    cost_usd: float
-    citations: list[dict[str, Any]]
-    chunks: list[dict[str, Any]]
-    variants: dict[str, str]
-    scores: list[dict[str, Any]]
 
 
 @dataclass
@@ -62,37 +46,9 @@ def load_report_data(project: Project, run: str) -> ReportData:
         note = f"the case file {path} changed since the run: questions and expected answers are not shown"
     else:
         cases = {c.id: c for c in load_cases(path)}
-    scores: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in store.db.execute(
-        "SELECT arm, case_id, scorer, status, value, passed, reason FROM run_scores WHERE run = ? "
-        "ORDER BY arm, case_id, scorer",
-        (run,),
-    ):
-        scores.setdefault((row["arm"], row["case_id"]), []).append(
-            {k: row[k] for k in ("scorer", "status", "value", "passed", "reason")}
-        )
     views: dict[str, CaseView] = {}
     order = {arm: i for i, arm in enumerate(info.arms)}
-    rows = store.db.execute(
-        "SELECT arm, case_id, position, answer, error, request_ms, cost_usd, label, output FROM run_results "
-        "WHERE run = ? ORDER BY position",
-        (run,),
-    ).fetchall()
-    for row in sorted(rows, key=lambda r: (r["position"], order.get(r["arm"], 99))):
-        extra = json.loads(row["output"])
-        view = views.setdefault(row["case_id"], CaseView(row["case_id"], cases.get(row["case_id"])))
-        view.results.append(
-            ArmResult(
-                arm=row["arm"],
-                answer=row["answer"],
-                label=row["label"],
-                error=row["error"],
-                latency_ms=row["request_ms"],
-                cost_usd=row["cost_usd"],
-                citations=extra.get("citations") or [],
-                chunks=extra.get("chunks") or [],
-                variants=extra.get("variants") or {},
-                scores=scores.get((row["arm"], row["case_id"]), []),
-            )
-        )
+    for case_id, by_arm in load_arm_results(store, run).items():
+        view = views.setdefault(case_id, CaseView(case_id, cases.get(case_id)))
+        view.results = sorted(by_arm.values(), key=lambda r: order.get(r.arm, 99))
     return ReportData(run, summary, list(views.values()), note)
