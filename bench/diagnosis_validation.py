@@ -325,7 +325,7 @@ class ReusedGenerations(Wrapped):
     Decoding is greedy and each prompt is prefilled alone, so asking the same conversation again would give the
     same answer; remembering it keeps screening and the mixes from paying for generation twice.
 
-    >>> project.__dict__["generator"] = ReusedGenerations(project.generator)
+    >>> project.generator = ReusedGenerations(project.generator)
     """
 
     def __init__(self, inner: Generator) -> None:
@@ -497,7 +497,7 @@ def make_project(folder: Path, paragraphs: Sequence[Paragraph], max_new_tokens: 
     report = ingest_paths(project, [docs], defaults, sync=True)
     if not report.ok:
         raise SystemExit(f"ingest failed: {report.errors[:3]}")
-    project.__dict__["generator"] = ReusedGenerations(project.generator)
+    project.generator = ReusedGenerations(project.generator)
     return project
 
 

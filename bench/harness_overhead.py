@@ -159,8 +159,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root, _ = init_project(Path(tmp) / "proj")
         project = Project.open(root)
-        project.__dict__["embedder"] = HashEmbedder()
-        project.__dict__["generator"] = ZeroGenerator()
+        project.embedder = HashEmbedder()
+        project.generator = ZeroGenerator()
         docs = root / "docs"
         docs.mkdir()
         for i in range(20):

@@ -69,7 +69,7 @@ def project(tmp_path: Path, embedder):  # type: ignore[no-untyped-def]
 
     root, _ = init_project(tmp_path / "proj")
     proj = Project.open(root)
-    proj.__dict__["embedder"] = embedder
+    proj.embedder = embedder
     yield proj
     proj.close()
 

@@ -220,7 +220,7 @@ def fresh_project(embedder: Any) -> Iterator[Project]:
     with tempfile.TemporaryDirectory() as tmp:
         root, _ = init_project(Path(tmp) / "proj")
         project = Project.open(root)
-        project.__dict__["embedder"] = embedder
+        project.embedder = embedder
         try:
             yield project
         finally:

@@ -66,6 +66,8 @@ class Project:
         self.index_dir = self.state_dir / INDEX_DIR
         self._interactive: tuple[Generator, Generator] | None = None  # (the batch generator, its interactive one)
         self._interactive_set: Generator | None = None
+        self._embedder: Embedder | None = None
+        self._generator: Generator | None = None
 
     @classmethod
     def open(cls, folder: Path | None = None) -> Project:
@@ -84,17 +86,40 @@ class Project:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         return Store(self.state_dir / STORE_FILE)
 
-    @cached_property
+    @property
     def embedder(self) -> Embedder:
-        from ragtune.index.embedder import make_embedder
+        """The embedder ``[embedder]`` names, built on first use; another may be put in its place."""
+        if self._embedder is None:
+            from ragtune.index.embedder import make_embedder
 
-        return make_embedder(self.config.embedder)
+            self._embedder = make_embedder(self.config.embedder)
+        return self._embedder
 
-    @cached_property
+    @embedder.setter
+    def embedder(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+
+    @property
     def generator(self) -> Generator:
-        from ragtune.generation.base import make_generator
+        """The batch generator ``[generator]`` names, built on first use; another may be put in its place (a
+        test's scripted model, an endpoint chosen at run time)."""
+        if self._generator is None:
+            from ragtune.generation.base import make_generator
 
-        return make_generator(self.config.generator)
+            self._generator = make_generator(self.config.generator)
+        return self._generator
+
+    @generator.setter
+    def generator(self, generator: Generator) -> None:
+        self._generator = generator
+
+    def loaded(self, part: str) -> bool:
+        """Whether ``part`` (store, index, embedder or generator) has been built or set yet."""
+        if part in ("embedder", "generator"):
+            return getattr(self, f"_{part}") is not None
+        if part in ("store", "index"):
+            return part in self.__dict__
+        raise ValueError(f"unknown project part {part!r}")
 
     @property
     def interactive_generator(self) -> Generator:

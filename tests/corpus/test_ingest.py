@@ -147,7 +147,7 @@ def test_ingest_returns_only_when_searchable(project: Project, docs: Path) -> No
     assert (datetime.now(UTC) - started).total_seconds() < 30
     # and another process (a fresh project object) sees it too
     other = Project.open(project.root)
-    other.__dict__["embedder"] = project.embedder
+    other.embedder = project.embedder
     assert "Pumpernickel" in retriever(other).search("office cat name", k=1).hits[0].text
 
 

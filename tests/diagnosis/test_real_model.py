@@ -36,7 +36,7 @@ def week1(project: Any) -> None:
 
 @pytest.mark.slow
 def test_handbook_week1_diagnosis(project: Any, generator: Any, tmp_path: Path) -> None:
-    project.__dict__["generator"] = generator
+    project.generator = generator
     week1(project)
     lines = (example_dir() / "cases.jsonl").read_text().splitlines()
     chosen = [line for line in lines if line.strip() and json.loads(line)["id"] in PICK]

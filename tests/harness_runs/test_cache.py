@@ -34,11 +34,11 @@ def entries(project: Any) -> int:
 
 def test_a_second_identical_eval_generates_nothing_and_says_so(handbook: Any, cases_file: Path) -> None:
     first = Cacheable(SCRIPT)
-    handbook.__dict__["generator"] = first
+    handbook.generator = first
     execute_run(handbook, cases_file, ["closed-book", "rag", "prompts"], name="one")
     assert first.prompts and entries(handbook) > 0
     again = Cacheable(SCRIPT)  # the same model (same identity and weights), a fresh process's generator
-    handbook.__dict__["generator"] = again
+    handbook.generator = again
     execute_run(handbook, cases_file, ["closed-book", "rag", "prompts"], name="two")
     assert again.prompts == []  # nothing generated
     one, two = load_results(handbook.store, "one"), load_results(handbook.store, "two")
@@ -86,24 +86,24 @@ def test_changing_any_part_of_the_key_misses() -> None:
 
 
 def test_a_changed_setting_in_the_project_generates_again(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Cacheable(SCRIPT)
+    handbook.generator = Cacheable(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book"], name="a")
     shorter = Cacheable(SCRIPT, settings=GeneratorSection(max_new_tokens=12))
-    handbook.__dict__["generator"] = shorter
+    handbook.generator = shorter
     execute_run(handbook, cases_file, ["closed-book"], name="b")
     assert len(shorter.prompts) == len(CASES)
     tuned = Cacheable(SCRIPT, adapter="models/v9/adapter")
-    handbook.__dict__["generator"] = tuned
+    handbook.generator = tuned
     execute_run(handbook, cases_file, ["closed-book"], name="c")
     assert len(tuned.prompts) == len(CASES)
 
 
 def test_no_cache_generates_everything_and_writes_nothing(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Cacheable(SCRIPT)
+    handbook.generator = Cacheable(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book"], name="warm")
     stored = entries(handbook)
     fresh = Cacheable(SCRIPT)
-    handbook.__dict__["generator"] = fresh
+    handbook.generator = fresh
     execute_run(handbook, cases_file, ["closed-book", "prompts"], name="cold", cache=False)
     assert len(fresh.prompts) == len(CASES) * 4  # closed-book, and prompts' three variants
     assert entries(handbook) == stored  # the prompts arm's answers were not written either
@@ -112,7 +112,7 @@ def test_no_cache_generates_everything_and_writes_nothing(handbook: Any, cases_f
 
 
 def test_forget_deletes_the_entries_a_document_shaped(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Cacheable(SCRIPT)
+    handbook.generator = Cacheable(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book", "rag", "oracle"], name="r")
     db = handbook.store.db
     quoting = db.execute(
@@ -139,7 +139,7 @@ def test_forget_deletes_what_a_fine_tune_trained_on_the_document_wrote(handbook:
             "'x', '{}', '{}')"
         )
         tx.execute("INSERT INTO model_docs (version, doc_id) VALUES ('v1', 'docs/pricing.md')")
-    handbook.__dict__["generator"] = Cacheable(SCRIPT, adapter=str(adapter))
+    handbook.generator = Cacheable(SCRIPT, adapter=str(adapter))
     execute_run(handbook, cases_file, ["closed-book"], name="tuned")
     assert db.execute("SELECT COUNT(*) FROM generation_cache WHERE model_version = 'v1'").fetchone()[0] == len(CASES)
     receipt = forget(handbook, ["docs/pricing.md"])
@@ -158,7 +158,7 @@ def test_a_cache_hit_never_gives_text_the_askers_groups_may_not_read(project: An
         return "Glimmerquartz [1]." if "Glimmerquartz" in messages[-1]["content"] else "I don't know."
 
     echo.reply = reply  # type: ignore[method-assign]
-    project.__dict__["generator"] = echo
+    project.generator = echo
     question = "What is the bonus pool?"
     finance = write_cases(tmp_path / "f.jsonl", [{"id": "q", "question": question, "answers": ["x"], "groups": ["finance"]}])  # fmt: skip
     anyone = write_cases(tmp_path / "a.jsonl", [{"id": "q", "question": question, "answers": ["x"]}])
@@ -203,7 +203,7 @@ def test_the_real_model_is_not_asked_twice(handbook: Any, generator: Any, tmp_pa
         return real(batch, **kw)
 
     monkeypatch.setattr(generator, "generate", counting)
-    handbook.__dict__["generator"] = generator
+    handbook.generator = generator
     # the timed sample answers on the serving backend: llama.cpp over the same GGUF, cached under its own identity
     alone = handbook.interactive_generator
     assert alone is not generator and alone.identity()["backend"] == "llama-cpp"

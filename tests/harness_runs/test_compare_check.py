@@ -17,10 +17,10 @@ from tests.harness_runs.test_kill_resume import CASES, ragtune, small_project  #
 
 
 def test_error_migration_shows_errors_moving_elsewhere(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book"], name="a")
     # a "fix" that gets the hours right but says the stale rate limit
-    handbook.__dict__["generator"] = Scripted(
+    handbook.generator = Scripted(
         {"rate limit": "It is 300 requests per minute.", "tickets": "From 8:00 to 18:00.", "capital": "Paris."}
     )
     execute_run(handbook, cases_file, ["closed-book"], name="b")

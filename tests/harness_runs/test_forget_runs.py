@@ -37,7 +37,7 @@ def test_forget_redacts_results_scores_traces_and_data_sets(project: Any, docs: 
     model = Cacheable({"canteen": "At noon."})
     # it can repeat the code word only when its prompt holds it (closed-book prompts quote no document)
     model.reply = lambda m: f"The code word is {MARKER} [1]." if MARKER in m[-1]["content"] else "At noon."  # type: ignore[method-assign]
-    project.__dict__["generator"] = model
+    project.generator = model
     Answerer(project).ask(Question("What is the vault code word?"))
     cases = write_cases(
         tmp_path / "cases.jsonl",

@@ -51,7 +51,7 @@ def test_oracle_answers_an_imported_ragas_testset_from_its_reference_contexts(ha
     assert cases[0].evidence_texts == [PASSAGE] and cases[0].evidence == ["7f3c9a52-node"]
 
     generator = Scripted(SCRIPT)
-    handbook.__dict__["generator"] = generator
+    handbook.generator = generator
     execute_run(handbook, cases_path, ["oracle"], name="ragas-oracle")
     results = {r["case_id"]: r for r in load_results(handbook.store, "ragas-oracle")["oracle"]}
     assert all(r["error"] is None for r in results.values())
@@ -93,7 +93,7 @@ def test_oracle_keeps_the_askers_groups_for_corpus_evidence_but_not_for_the_case
     cases = [case, case | {"id": "pay-hr", "groups": ["hr"]}]
     cases_path = write(tmp_path / "cases.jsonl", "".join(json.dumps(c) + "\n" for c in cases))
     generator = Scripted({"salaries": "On the 25th [1]."})
-    handbook.__dict__["generator"] = generator
+    handbook.generator = generator
     execute_run(handbook, cases_path, ["oracle"], name="groups")
     sales, hr = ("\n".join(m["content"] for m in prompt) for prompt in generator.prompts)
     assert "Pay day is the 25th." in sales  # the case author's own data

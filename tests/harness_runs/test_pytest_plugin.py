@@ -19,7 +19,7 @@ pytest_plugins = ["pytester"]
 
 
 def test_assert_cases_fails_with_one_line_per_failing_case(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     with pytest.raises(CasesFailed) as failed:
         assert_cases(cases_file, arm="rag", project=handbook)
     lines = str(failed.value).splitlines()
@@ -33,7 +33,7 @@ def test_assert_cases_fails_with_one_line_per_failing_case(handbook: Any, cases_
 
 
 def test_assert_cases_passes_returns_outputs_and_names_arm_failures(handbook: Any, tmp_path: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     outputs = assert_cases([CASES[0], Case(**CASES[1])], arm="rag", project=handbook)  # lines as dicts, or cases
     assert [o.case_id for o in outputs] == ["rate", "capital"]
     with pytest.raises(CasesFailed) as failed:
@@ -53,7 +53,7 @@ def test_plugin_fixture_fails_a_real_pytest_test_with_ragtune_reasons(
 
         @pytest.fixture(scope="session")
         def ragtune_project(ragtune_project):  # the plugin's, answered by the scripted model
-            ragtune_project.__dict__["generator"] = Scripted(SCRIPT)
+            ragtune_project.generator = Scripted(SCRIPT)
             return ragtune_project
         """
     )

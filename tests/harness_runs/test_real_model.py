@@ -13,7 +13,7 @@ from tests.harness_runs.conftest import CASES, write_cases
 
 @pytest.mark.slow
 def test_real_model_three_arms(handbook: Any, generator: Any, tmp_path: Path) -> None:
-    handbook.__dict__["generator"] = generator
+    handbook.generator = generator
     cases = write_cases(tmp_path / "cases.jsonl", [CASES[0], CASES[2]])
     execute_run(handbook, cases, ["closed-book", "oracle", "rag"], name="real")
     results = load_results(handbook.store, "real")

@@ -45,7 +45,7 @@ def test_latency_positions_spread_over_the_file() -> None:
 
 def test_p50_is_one_request_and_throughput_is_the_batch(handbook: Any, tmp_path: Path) -> None:
     gen = SlowScripted()
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     handbook.config.eval.batch_size = 12
     handbook.config.eval.latency_sample = 3
     cases = write_cases(tmp_path / "cases.jsonl", _cases(12))
@@ -71,7 +71,7 @@ def test_p50_is_one_request_and_throughput_is_the_batch(handbook: Any, tmp_path:
 
 
 def test_no_sample_means_no_latency_figure_and_a_target_says_why(handbook: Any, tmp_path: Path) -> None:
-    handbook.__dict__["generator"] = SlowScripted()
+    handbook.generator = SlowScripted()
     handbook.config.eval.latency_sample = 0
     handbook.config.targets.p95_ms = 1000
     cases = write_cases(tmp_path / "cases.jsonl", _cases(4))
@@ -86,7 +86,7 @@ def test_no_sample_means_no_latency_figure_and_a_target_says_why(handbook: Any, 
 
 def test_all_timed_alone_warms_the_model_first(handbook: Any, tmp_path: Path) -> None:
     gen = SlowScripted()
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     handbook.config.eval.latency_sample = 10
     cases = write_cases(tmp_path / "cases.jsonl", _cases(3))
     execute_run(handbook, cases, ["closed-book"], name="warm")
@@ -97,7 +97,7 @@ def test_all_timed_alone_warms_the_model_first(handbook: Any, tmp_path: Path) ->
 
 
 def test_compare_uses_request_times(handbook: Any, tmp_path: Path) -> None:
-    handbook.__dict__["generator"] = SlowScripted()
+    handbook.generator = SlowScripted()
     handbook.config.eval.latency_sample = 2
     cases = write_cases(tmp_path / "cases.jsonl", _cases(5))
     execute_run(handbook, cases, ["closed-book"], name="a")
@@ -120,7 +120,7 @@ def test_the_timed_sample_answers_on_the_serving_backend(handbook: Any, tmp_path
     """`ragtune ask` and the server answer on `Project.interactive_generator`; the harness times its sample there,
     keeps those answers, and says so in the arm's identity, while its batches stay on the batch generator."""
     batch, alone = SlowScripted(), Alone()
-    handbook.__dict__["generator"] = batch
+    handbook.generator = batch
     handbook.interactive_generator = alone
     handbook.config.eval.latency_sample = 2
     cases = write_cases(tmp_path / "cases.jsonl", _cases(6))

@@ -27,10 +27,10 @@ def scores(project: Any, run: str) -> dict[tuple[str, str, str], tuple[str, floa
 
 
 def test_rescore_repeats_the_scores_and_adds_new_ones_without_generating(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book", "rag", "prompts"], name="base")
     idle = Scripted(SCRIPT)
-    handbook.__dict__["generator"] = idle
+    handbook.generator = idle
     same = rescore_run(handbook, "base")
     assert idle.prompts == []
     assert same.run == "base-rescored" and same.finished_at is not None
@@ -57,7 +57,7 @@ def test_rescore_repeats_the_scores_and_adds_new_ones_without_generating(handboo
 
 
 def test_rescore_refuses_what_it_cannot_do_in_one_line(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book"], name="base")
     rescore_run(handbook, "base")
     with pytest.raises(HarnessError, match="a run named 'base-rescored' exists already; give another --name"):
@@ -75,7 +75,7 @@ def test_rescore_refuses_what_it_cannot_do_in_one_line(handbook: Any, cases_file
 
 
 def test_a_rescored_copy_is_reached_by_forget(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["rag"], name="base")
     rescore_run(handbook, "base", name="copy")
     receipt = forget(handbook, ["docs/pricing.md"])

@@ -28,7 +28,7 @@ class _Renamed(Scripted):
 
 
 def test_resume_refuses_changed_scorers_or_model_but_not_batch_size(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     handbook.config.eval.batch_size = 2
     execute_run(handbook, cases_file, ["closed-book"], name="guarded")
     handbook.config.eval.batch_size = 3  # speed, not answers: resuming is fine
@@ -39,7 +39,7 @@ def test_resume_refuses_changed_scorers_or_model_but_not_batch_size(handbook: An
     handbook.config.eval.scorers = [
         "accuracy", "content.f1", "staleness", "citations.support", "format", "retrieval"
     ]  # fmt: skip
-    handbook.__dict__["generator"] = _Renamed(SCRIPT)
+    handbook.generator = _Renamed(SCRIPT)
     with pytest.raises(HarnessError, match=r"different model or settings for arm closed-book .*another"):
         execute_run(handbook, cases_file, ["closed-book"], name="guarded")
     assert handbook.store.db.execute("SELECT COUNT(*) FROM run_results").fetchone()[0] == len(CASES)
@@ -47,7 +47,7 @@ def test_resume_refuses_changed_scorers_or_model_but_not_batch_size(handbook: An
 
 def test_judge_is_the_project_generator_when_configured(handbook: Any, cases_file: Path) -> None:
     gen = Scripted({"Answer to grade": VERDICT} | SCRIPT)  # the judge's prompt quotes the question too
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     handbook.config.eval.scorers = ["accuracy", "content.judge"]
     handbook.config.eval.judge = "generator"
     execute_run(handbook, cases_file, ["closed-book"], name="judged")
@@ -64,7 +64,7 @@ def test_judge_is_the_project_generator_when_configured(handbook: Any, cases_fil
 
 
 def test_judge_without_a_configured_model_stays_unscored(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     handbook.config.eval.scorers = ["content.judge"]
     execute_run(handbook, cases_file, ["closed-book"], name="nojudge")
     rows = load_results(handbook.store, "nojudge")["closed-book"]
@@ -84,7 +84,7 @@ def test_judge_endpoint_over_http_falls_back_on_a_non_json_reply(
     cases_file: Path,
     server: str,  # noqa: F811
 ) -> None:
-    handbook.__dict__["generator"] = Scripted({"rate limit": "600 requests per minute"})
+    handbook.generator = Scripted({"rate limit": "600 requests per minute"})
     handbook.config.endpoints["grader"] = EndpointSection(base_url=server, model="grader")
     handbook.config.eval.scorers = ["content.judge"]
     handbook.config.eval.judge = "grader"
@@ -104,7 +104,7 @@ def test_judge_endpoint_over_http_falls_back_on_a_non_json_reply(
 
 
 def test_export_writes_ragas_and_ragchecker_with_context_text(handbook: Any, cases_file: Path, tmp_path: Path) -> None:  # fmt: skip
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book", "rag"], name="ex")
     rows = export_rows(handbook.store, "ex", "rag")
     assert [r.case.id for r in rows] == [c["id"] for c in CASES]
@@ -136,7 +136,7 @@ def test_export_writes_ragas_and_ragchecker_with_context_text(handbook: Any, cas
 
 
 def test_similarity_scorer_gets_the_project_embedder_in_a_run(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     handbook.config.eval.scorers = ["content.similarity"]
     execute_run(handbook, cases_file, ["closed-book"], name="sim")
     rows = {r["case_id"]: r for r in load_results(handbook.store, "sim")["closed-book"]}

@@ -16,7 +16,7 @@ from tests.harness_runs.fakes import SCRIPT, Scripted
 
 def test_three_arms_stored_scored_and_summarized(handbook: Any, cases_file: Path) -> None:
     gen = Scripted(SCRIPT)
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     info = execute_run(handbook, cases_file, ["closed-book", "rag", "oracle"], name="r1")
     assert info.finished_at is not None
     results = load_results(handbook.store, "r1")
@@ -54,17 +54,17 @@ def test_three_arms_stored_scored_and_summarized(handbook: Any, cases_file: Path
 
 
 def test_rerun_of_a_finished_run_asks_nothing(handbook: Any, cases_file: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     execute_run(handbook, cases_file, ["closed-book"], name="again")
     gen = Scripted(SCRIPT)
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     execute_run(handbook, cases_file, ["closed-book"], name="again")
     assert gen.prompts == []
     assert handbook.store.db.execute("SELECT COUNT(*) FROM run_results").fetchone()[0] == len(CASES)
 
 
 def test_resume_refuses_changed_cases_or_arms(handbook: Any, tmp_path: Path) -> None:
-    handbook.__dict__["generator"] = Scripted(SCRIPT)
+    handbook.generator = Scripted(SCRIPT)
     path = write_cases(tmp_path / "c.jsonl")
     execute_run(handbook, path, ["closed-book"], name="fixed")
     with pytest.raises(HarnessError, match="with arms closed-book, not closed-book,prompts"):
@@ -77,7 +77,7 @@ def test_resume_refuses_changed_cases_or_arms(handbook: Any, tmp_path: Path) -> 
 
 def test_prompts_arm_keeps_every_variant(handbook: Any, cases_file: Path) -> None:
     gen = Scripted(SCRIPT)
-    handbook.__dict__["generator"] = gen
+    handbook.generator = gen
     execute_run(handbook, cases_file, ["prompts"], name="p")
     assert len(gen.prompts) == 3 * len(CASES)
     row = handbook.store.db.execute("SELECT output FROM run_results WHERE case_id = 'capital'").fetchone()

@@ -108,7 +108,7 @@ def world(project: Project, docs: Path, tiny_base: Path, monkeypatch: pytest.Mon
     for folder in ("public", "finance", "hr", "board"):
         groups = next(g for rel, g, _ in DOCS if rel.startswith(folder))
         assert ingest_paths(project, [docs / folder], Defaults(groups=groups)).ok
-    project.__dict__["generator"] = Parrot()
+    project.generator = Parrot()
     # the CLI opens its own project: it builds the packaged model's backend, which here is the parrot too (the
     # built-in backends load first, so that their own registration cannot replace it later)
     load_backends()

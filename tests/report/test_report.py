@@ -38,7 +38,7 @@ def run(handbook: Any, cases_file: Path) -> Any:  # noqa: F811
     cases_file.write_text("".join(__import__("json").dumps(c) + "\n" for c in stale_cases))
     script = SCRIPT | {"support": "Support answers <script>alert(1)</script> from 9 to 5.",
                        "rate limit": "The limit is 300 requests per minute [1]."}  # fmt: skip
-    handbook.__dict__["generator"] = Scripted(script)
+    handbook.generator = Scripted(script)
     execute_run(handbook, cases_file, ["closed-book", "rag", "prompts"], name="rep")
     return handbook
 

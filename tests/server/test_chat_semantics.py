@@ -63,7 +63,7 @@ class Recorder:
 @pytest.fixture
 def recorded(project: Project, serve: Callable[..., Live]) -> Iterator[tuple[Live, Recorder]]:
     recorder = Recorder()
-    project.__dict__["generator"] = recorder
+    project.generator = recorder
     live = serve(project, {"RAGTUNE_API_TOKEN": ADMIN_TOKEN})
     with live.client(ADMIN_TOKEN) as c:
         doc = {"doc_id": "handbook/pricing.md", "title": "Pricing", "text": PRICING}
@@ -220,7 +220,7 @@ def test_error_types_are_openais(recorded: tuple[Live, Recorder]) -> None:
 def test_max_tokens_stop_and_seed_on_the_packaged_model(
     project: Project, generator: Any, serve: Callable[..., Live]
 ) -> None:
-    project.__dict__["generator"] = generator
+    project.generator = generator
     live = serve(project, {"RAGTUNE_API_TOKEN": ADMIN_TOKEN})
     ai = client(live)
     ask = [{"role": "user", "content": "Name three colours of the rainbow."}]

@@ -38,7 +38,7 @@ LONE = "\ud800"  # valid JSON as "\ud800"; as a Python str it cannot be encoded 
 
 @pytest.fixture
 def live(project: Project, serve: Callable[..., Live]) -> Live:
-    project.__dict__["generator"] = EchoGenerator()
+    project.generator = EchoGenerator()
     running = serve(configure(project, CALLERS), ENV)
     with running.client(ADMIN_TOKEN) as c:
         c.post("/ingest", json={"documents": [{"doc_id": "handbook/pricing.md", "text": PRICING}]}).raise_for_status()
@@ -178,7 +178,8 @@ def timed(project: Project) -> Iterator[Callable[..., tuple[int, list[str]]]]:
     logging.getLogger("uvicorn.error").addHandler(handler)
 
     def start(keep_alive_s: int, read_timeout_s: float) -> tuple[int, list[str]]:
-        project.__dict__.setdefault("generator", EchoGenerator())  # /health would load SmolLM2 otherwise
+        if not project.loaded("generator"):  # /health would load SmolLM2 otherwise
+            project.generator = EchoGenerator()
         app = create_app(project, warm_up=False, environ={"RAGTUNE_API_TOKEN": ADMIN_TOKEN})
         sockets = bind("127.0.0.1", 0)
         config = server_config(
@@ -338,7 +339,7 @@ def test_a_slow_answer_is_not_cut_off(project: Project, timed: Callable[..., tup
             time.sleep(2.5)
             return super().generate(batch, **kwargs)
 
-    project.__dict__["generator"] = Slow()
+    project.generator = Slow()
     port, _ = timed(keep_alive_s=1, read_timeout_s=1)
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as c:

@@ -17,7 +17,7 @@ def groups(project: Project) -> list[str]:
 
 
 def test_api_ingest_rights_stick(project: Project, serve: Callable[..., Live]) -> None:
-    project.__dict__["generator"] = EchoGenerator()
+    project.generator = EchoGenerator()
     live = serve(project, {"RAGTUNE_API_TOKEN": ADMIN_TOKEN})
     with live.client(ADMIN_TOKEN) as http:
         first = http.post("/ingest", json={"documents": [{**DOC, "groups": ["finance"], "may_train": False}]})

@@ -50,7 +50,7 @@ QUESTION = "What is the Pro plan's rate limit?"
 @pytest.fixture
 def handbook(project: Project, generator: Any, serve: Callable[..., Live]) -> Iterator[Live]:
     """The session's real SmolLM2 (48 new tokens at most) behind a real server, over a small handbook."""
-    project.__dict__["generator"] = generator
+    project.generator = generator
     live = serve(configure(project, CALLERS), ENV, warm_up=True)
     with live.client(ADMIN_TOKEN) as c:
         assert c.post("/ingest", json={"documents": HANDBOOK}).json()["ok"]

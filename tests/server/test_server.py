@@ -54,7 +54,7 @@ def ingest(live: Live, *documents: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def live(project: Project, serve: Callable[..., Live]) -> Iterator[Live]:
     """Three callers (admin, finance, public), a public pricing page and a finance-only refund policy."""
-    project.__dict__["generator"] = EchoGenerator()
+    project.generator = EchoGenerator()
     running = serve(configure(project, CALLERS), ENV)
     report = ingest(
         running,
@@ -69,7 +69,7 @@ def test_create_app_loads_no_model(project: Project) -> None:
     from ragtune.server.app import create_app
 
     create_app(project, environ={})
-    assert "generator" not in project.__dict__ and "index" not in project.__dict__
+    assert not project.loaded("generator") and not project.loaded("index")
 
 
 def test_health_needs_no_token(live: Live) -> None:
@@ -210,7 +210,7 @@ def test_failures_inside_answers_are_one_line(
         def generate(self, batch: Any, **kwargs: Any) -> Any:
             raise error
 
-    project.__dict__["generator"] = Broken()
+    project.generator = Broken()
     live = serve(project, {})
     with live.client() as c:
         c.post("/ingest", json={"documents": [{"doc_id": "a", "text": PRICING}]}).raise_for_status()
@@ -260,7 +260,7 @@ def test_traces_belong_to_their_caller(live: Live) -> None:
 
 
 def test_without_any_token_loopback_callers_are_the_admin(project: Project, serve: Callable[..., Live]) -> None:
-    project.__dict__["generator"] = EchoGenerator()
+    project.generator = EchoGenerator()
     live = serve(configure(project, "[server]\ngroups = ['finance']\n"), {})
     with live.client() as c:
         ingested = c.post("/ingest", json={"documents": [{"doc_id": "r", "text": REFUNDS, "groups": "finance"}]})

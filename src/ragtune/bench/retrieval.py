@@ -633,7 +633,7 @@ def throwaway_project(embedder: Embedder | None = None) -> Iterator[Project]:
         root, _ = init_project(Path(tmp) / "project")
         project = Project.open(root)
         if embedder is not None:
-            project.__dict__["embedder"] = embedder  # fills the cached property, so no second model loads
+            project.embedder = embedder  # fills the cached property, so no second model loads
         try:
             yield project
         finally:
