@@ -97,3 +97,19 @@ def test_plugins_load_built_ins_first_then_entry_points_by_name(monkeypatch: pyt
     monkeypatch.setattr(plugins, "_loaded", {})
     assert plugins.load_plugins() == [*plugins.BUILTIN_PLUGINS, "csv", "json"]
     assert plugins.load_plugins() == [*plugins.BUILTIN_PLUGINS, "csv", "json"]  # once per process
+
+
+def stage(module: str) -> str:
+    """The stage a module belongs to: its folder under ragtune, or the module itself at the top level."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_every_stage_folder_sits_above_what_it_uses() -> None:
+    edges: dict[str, set[str]] = {}
+    for module, used in graph().items():
+        for other in used:
+            if stage(other) != stage(module):
+                edges.setdefault(stage(module), set()).add(stage(other))
+    found = cycles(edges)
+    assert found == [], "stage folders that use each other: " + "; ".join(" <-> ".join(c) for c in found)
