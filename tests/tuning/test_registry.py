@@ -15,7 +15,6 @@ from ragtune.errors import TuningError
 from ragtune.tuning import build_dataset, load_dataset
 from ragtune.tuning.registry import (
     alias_history,
-    gate,
     list_versions,
     next_version,
     promote,
@@ -23,6 +22,7 @@ from ragtune.tuning.registry import (
     resolve,
     rollback,
 )
+from ragtune.tuning.release import gate
 from tests.diagnosis.builders import Ans, case, write_run
 from tests.server.conftest import serve  # noqa: F401  (fixture: the real uvicorn server the server tests use)
 from tests.tuning.helpers import add_docs, chat, chat_file

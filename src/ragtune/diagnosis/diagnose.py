@@ -8,7 +8,6 @@ The report and the CLI both start here::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from ragtune.diagnosis.recommend import Recommendation, recommend
 from ragtune.harness.runs import summarize_run
 from ragtune.harness.store import load_run
 from ragtune.store.db import Store
+from ragtune.store.registry import registry_store
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -75,12 +75,10 @@ class Diagnosis:
 def measured_update_costs(store: Store) -> dict[str, float | None]:
     """What the store has measured: the latest model version's training wall time is the cost of retraining after
     a change in the facts (re-ingesting is not stored: ``ragtune demo`` and callers pass it in)."""
-    row = store.db.execute(
-        "SELECT version, result FROM model_versions ORDER BY CAST(substr(version, 2) AS INTEGER) DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
+    result = registry_store(store).latest_result()
+    if result is None:
         return {}
-    seconds = json.loads(row[1]).get("wall_seconds")
+    seconds = result.get("wall_seconds")
     return {"retrain_s": float(seconds)} if isinstance(seconds, int | float) else {}
 
 

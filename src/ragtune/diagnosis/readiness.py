@@ -16,6 +16,7 @@ from ragtune.diagnosis.facts import Corpus, RunData
 from ragtune.errors import RagtuneError
 from ragtune.harness.compare import compare_arms
 from ragtune.harness.summary import LABELS
+from ragtune.store.registry import registry_store
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -155,8 +156,8 @@ def rollback_target(ctx: ReadinessContext) -> list[Blocker]:
     version in its history. Read from the registry's tables, so the check needs no model loaded."""
     if ctx.verdict not in ("FINE-TUNE", "HYBRID"):
         return []
-    db = ctx.project.store.db
-    aliases = db.execute("SELECT alias, version FROM aliases ORDER BY alias").fetchall()
+    registry = registry_store(ctx.project.store)
+    aliases = registry.aliases()
     if not aliases:
         return [Blocker("rollback_target", "blocker",
                         "no model version is promoted to an alias: a fine-tune would ship with no rollback target",
@@ -164,12 +165,7 @@ def rollback_target(ctx: ReadinessContext) -> list[Blocker]:
                         "ragtune tune promote VERSION --alias production")]  # fmt: skip
     missing = []
     for alias, current in aliases:
-        earlier = db.execute(
-            "SELECT 1 FROM alias_history h JOIN model_versions m ON m.version = h.version "
-            "WHERE h.alias = ? AND h.version != ? AND m.tainted IS NULL LIMIT 1",
-            (alias, current),
-        ).fetchone()
-        if earlier is None:
+        if not registry.has_earlier_untainted(alias, current):
             missing.append(alias)
     if not missing:
         return []

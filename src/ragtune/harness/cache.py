@@ -27,6 +27,7 @@ from ragtune.answer.pipeline import Answerer, Question, _Pending
 from ragtune.corpus.forget import FORGET_HOOKS, ForgetContext
 from ragtune.generation.base import Generation, Generator, Message, Wrapped
 from ragtune.store.db import utcnow
+from ragtune.store.registry import adapters_trained_on, registry_store
 
 if TYPE_CHECKING:
     from ragtune.project import Project
@@ -185,8 +186,7 @@ class GenerationCache:
             rel = Path(adapter).resolve().relative_to(self.project.root.resolve()).as_posix()
         except ValueError:
             return None  # an adapter from [generator] adapter, outside the registry
-        row = self.project.store.db.execute("SELECT version FROM model_versions WHERE adapter = ?", (rel,)).fetchone()
-        return str(row[0]) if row else None
+        return registry_store(self.project.store).version_of_adapter(rel)
 
     def count(self) -> int:
         return int(self.project.store.db.execute("SELECT COUNT(*) FROM generation_cache").fetchone()[0])
@@ -290,13 +290,9 @@ def delete_entries(db: sqlite3.Connection, doc_ids: Sequence[str]) -> int:
         part = list(doc_ids[i : i + 500])
         marks = ",".join("?" * len(part))
         keys |= {r[0] for r in db.execute(f"SELECT key FROM generation_cache_docs WHERE doc_id IN ({marks})", part)}
-        for version, adapter in db.execute(
-            "SELECT DISTINCT m.version, m.adapter FROM model_versions m JOIN model_docs d ON d.version = m.version "
-            f"WHERE d.doc_id IN ({marks})",
-            part,
-        ):
-            versions.add(str(version))
-            adapters.add(Path(str(adapter)).as_posix())
+    for version, adapter in adapters_trained_on(db, doc_ids):
+        versions.add(version)
+        adapters.add(Path(adapter).as_posix())
     for version in sorted(versions):
         keys |= {r[0] for r in db.execute("SELECT key FROM generation_cache WHERE model_version = ?", (version,))}
     if adapters:  # an entry written before its version was registered still names the folder

@@ -44,6 +44,7 @@ from ragtune.harness.store import (  # noqa: F401  (re-exported: part of the run
 )
 from ragtune.harness.summary import summarize_arm
 from ragtune.store.db import Store, utcnow
+from ragtune.store.registry import adapters_trained_on
 from ragtune.traces.store import delete_traces_of_adapters
 
 if TYPE_CHECKING:
@@ -320,18 +321,7 @@ def _forget_results(ctx: ForgetContext) -> None:
     found = redact_results(ctx.db, ctx.doc_ids, ctx.receipt.receipt_id)
     # the fine-tunes that learned from the documents (read here, not from the registry hook's receipt section, so
     # that the order the hooks registered in does not matter)
-    adapters: list[str] = []
-    for k in range(0, len(ctx.doc_ids), 500):
-        part = ctx.doc_ids[k : k + 500]
-        adapters += [
-            str(r[0])
-            for r in ctx.db.execute(
-                "SELECT DISTINCT m.adapter FROM model_versions m JOIN model_docs d ON d.version = m.version "
-                f"WHERE d.doc_id IN ({','.join('?' * len(part))})",
-                part,
-            )
-        ]
-    adapters = sorted(set(adapters))
+    adapters = sorted({adapter for _, adapter in adapters_trained_on(ctx.db, ctx.doc_ids)})
     by_model = redact_arms_of_adapters(ctx.db, adapters, ctx.receipt.receipt_id) if adapters else {"runs": []}
     runs: dict[str, dict[str, Any]] = {}
     for entry in found["runs"] + by_model["runs"]:

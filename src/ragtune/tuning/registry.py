@@ -17,9 +17,8 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,42 +28,26 @@ from ragtune.corpus.lineage import LINEAGE_HOOKS
 from ragtune.errors import ModelAccessError, TuningError
 from ragtune.generation.base import register_tuned
 from ragtune.store.db import Store, utcnow
+from ragtune.store.registry import (
+    ModelVersion,
+    aliases_of,
+    docs_of,
+    mark_tainted,
+    registry_store,
+    version_row,
+    versions_trained_on,
+)
 from ragtune.tuning.data import dataset_documents, groups_needed, may_use
+from ragtune.tuning.release import Gate as Gate
+from ragtune.tuning.release import gate
 
 if TYPE_CHECKING:
     from ragtune.generation.base import Generator
-    from ragtune.harness.runs import RunInfo
     from ragtune.project import Project
     from ragtune.tuning.data import Dataset
 
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^v[0-9]+$")
-
-
-@dataclass
-class ModelVersion:
-    """One trained model, as the registry keeps it."""
-
-    version: str
-    created_at: str
-    created_by: str
-    base: str
-    adapter: str  # relative to the project root
-    dataset: str
-    dataset_digest: str
-    settings: dict[str, Any]
-    result: dict[str, Any]
-    tainted: dict[str, Any] | None
-    aliases: list[str] = field(default_factory=list)
-    # the audiences of the restricted documents it learned from (as its data set inherited them, joined with
-    # what those documents' groups are now): a caller needs one group of each to use it; [] means anyone
-    groups: list[list[str]] = field(default_factory=list)
-
-    def adapter_path(self, root: Path) -> Path:
-        return root / self.adapter
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def who() -> str:
@@ -78,50 +61,39 @@ def who() -> str:
         return f"uid-{os.getuid()}"
 
 
-def _row(store: Store, row: sqlite3.Row) -> ModelVersion:
-    aliases = [r[0] for r in store.db.execute("SELECT alias FROM aliases WHERE version = ? ORDER BY alias", (row["version"],))]  # fmt: skip
-    return ModelVersion(
-        version=row["version"],
-        created_at=row["created_at"],
-        created_by=row["created_by"],
-        base=row["base"],
-        adapter=row["adapter"],
-        dataset=row["dataset"],
-        dataset_digest=row["dataset_digest"],
-        settings=json.loads(row["settings"]),
-        result=json.loads(row["result"]),
-        tainted=json.loads(row["tainted"]) if row["tainted"] else None,
-        aliases=aliases,
-        groups=access_groups(store, row["version"], json.loads(row["groups"])),
-    )
+def _with_access(store: Store, version: ModelVersion) -> ModelVersion:
+    """``version`` with the groups a caller needs to use it now (see access_groups)."""
+    return replace(version, groups=access_groups(store, version.version, version.groups))
 
 
 def access_groups(store: Store, version: str, recorded: list[list[str]]) -> list[list[str]]:
     """Who may use ``version``: the audiences recorded at training, and the current groups of every document its
     data came from (a document restricted after training restricts the model too)."""
-    current = [
-        set(json.loads(r[0]))
-        for r in store.db.execute(
-            "SELECT d.groups FROM model_docs m JOIN documents d ON d.doc_id = m.doc_id WHERE m.version = ?",
-            (version,),
-        )
-    ]
+    current = _document_groups(store, registry_store(store).version_docs(version))
     return groups_needed([set(a) for a in recorded] + current)
 
 
+def _document_groups(store: Store, doc_ids: list[str]) -> list[set[str]]:
+    """The current groups of each of ``doc_ids`` that is still stored (a read of the corpus's documents table)."""
+    out = []
+    for doc_id in doc_ids:
+        row = store.db.execute("SELECT groups FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is not None:
+            out.append(set(json.loads(row[0])))
+    return out
+
+
 def list_versions(store: Store) -> list[ModelVersion]:
-    rows = store.db.execute("SELECT * FROM model_versions ORDER BY CAST(substr(version, 2) AS INTEGER)").fetchall()
-    return [_row(store, r) for r in rows]
+    return [_with_access(store, v) for v in registry_store(store).versions()]
 
 
 def get_version(store: Store, version: str) -> ModelVersion | None:
-    row = store.db.execute("SELECT * FROM model_versions WHERE version = ?", (version,)).fetchone()
-    return None if row is None else _row(store, row)
+    found = registry_store(store).version(version)
+    return None if found is None else _with_access(store, found)
 
 
 def alias_target(store: Store, alias: str) -> str | None:
-    row = store.db.execute("SELECT version FROM aliases WHERE alias = ?", (alias,)).fetchone()
-    return None if row is None else str(row[0])
+    return registry_store(store).alias_target(alias)
 
 
 def resolve(store: Store, ref: str, caller_groups: Sequence[str] | None = None) -> ModelVersion:
@@ -144,8 +116,7 @@ def resolve(store: Store, ref: str, caller_groups: Sequence[str] | None = None) 
 
 
 def next_version(store: Store) -> str:
-    row = store.db.execute("SELECT MAX(CAST(substr(version, 2) AS INTEGER)) FROM model_versions").fetchone()
-    return f"v{(row[0] or 0) + 1}"
+    return registry_store(store).next_version()
 
 
 def register_version(
@@ -166,14 +137,10 @@ def register_version(
     except ValueError:
         raise TuningError(f"{adapter}: adapters are kept inside the project folder") from None
     docs = sorted(dataset_documents(store, dataset.name))
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO model_versions (version, created_at, created_by, base, adapter, dataset, dataset_digest, "
-            "settings, result, groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (version, utcnow(), who(), base, str(rel), dataset.name, dataset.digest, json.dumps(settings),
-             json.dumps(result, default=str), json.dumps(dataset.groups)),
-        )  # fmt: skip
-        db.executemany("INSERT INTO model_docs (version, doc_id) VALUES (?, ?)", [(version, d) for d in docs])
+    row = {"version": version, "created_at": utcnow(), "created_by": who(), "base": base, "adapter": str(rel),
+           "dataset": dataset.name, "dataset_digest": dataset.digest, "settings": json.dumps(settings),
+           "result": json.dumps(result, default=str), "groups": json.dumps(dataset.groups)}  # fmt: skip
+    registry_store(store).add_version(row, docs)
     found = get_version(store, version)
     assert found is not None
     return found
@@ -184,104 +151,7 @@ def register_version(
 
 def alias_history(store: Store, alias: str | None = None) -> list[dict[str, Any]]:
     """Every move of ``alias`` (or of every alias), oldest first."""
-    where, args = ("WHERE alias = ?", (alias,)) if alias else ("", ())
-    rows = store.db.execute(f"SELECT * FROM alias_history {where} ORDER BY id", args).fetchall()
-    return [
-        {k: (json.loads(r[k]) if k == "gate" else bool(r[k]) if k == "forced" else r[k]) for k in r.keys()}  # noqa: SIM118
-        for r in rows
-    ]
-
-
-@dataclass
-class Gate:
-    """What the promotion gate compared, and whether the candidate passed."""
-
-    ok: bool
-    reasons: list[str]
-    comparison: dict[str, Any]
-
-
-def _runs_with_arm(store: Store, arm: str) -> list[RunInfo]:
-    from ragtune.harness.runs import list_runs
-
-    return [r for r in list_runs(store) if arm in r.arms and r.finished_at is not None]
-
-
-def gate(project: Project, candidate: str, current: str | None, run: str | None = None) -> Gate:
-    """Compare ``candidate`` with ``current`` on the harness: the same cases, arm by arm (adapter, hybrid).
-
-    The candidate's run is ``run`` or the latest finished run with an ``adapter:CANDIDATE`` or ``hybrid:CANDIDATE``
-    arm; the current version's results come from the same run, else from the latest finished run over the same
-    case file (by digest). Thresholds: ``[registry]``.
-    """
-    from ragtune.harness.runs import load_run, summarize_run
-
-    store = project.store
-    limits = project.config.registry
-    kinds = ("adapter", "hybrid")
-    if run is not None:
-        info = load_run(store, run)
-        if not any(f"{k}:{candidate}" in info.arms for k in kinds):
-            raise TuningError(f"run {run!r} has no adapter:{candidate} or hybrid:{candidate} arm")
-        runs = [info]
-    else:
-        runs = [r for k in kinds for r in _runs_with_arm(store, f"{k}:{candidate}")]
-        runs.sort(key=lambda r: r.created_at, reverse=True)
-    if not runs:
-        return Gate(False, [f"{candidate} has no harness results: evaluate it first, e.g. `ragtune eval CASES "
-                            f"--arms adapter:{candidate}" + (f",adapter:{current}" if current else "") + "`"], {})  # fmt: skip
-    info = runs[0]
-    reasons: list[str] = []
-    comparison: dict[str, Any] = {"run": info.run, "cases_digest": info.cases_digest, "arms": {}}
-    summaries = summarize_run(project, info.run)["arms"]
-    for kind in kinds:
-        arm = f"{kind}:{candidate}"
-        if arm not in summaries:
-            continue
-        cand = summaries[arm]
-        entry: dict[str, Any] = {"candidate": _figures(cand)}
-        comparison["arms"][kind] = entry
-        if current is None:
-            continue
-        ref_arm = f"{kind}:{current}"
-        if ref_arm in summaries:
-            ref, ref_run = summaries[ref_arm], info.run
-        else:
-            same = [r for r in _runs_with_arm(store, ref_arm) if r.cases_digest == info.cases_digest]
-            if not same:
-                reasons.append(
-                    f"{current} has no {kind} results on run {info.run!r}'s cases to compare with: `ragtune eval "
-                    f"{info.cases_path} --arms {arm},{ref_arm}`"
-                )
-                continue
-            ref_run = max(same, key=lambda r: r.created_at).run
-            ref = summarize_run(project, ref_run)["arms"][ref_arm]
-        entry |= {"current": _figures(ref), "current_run": ref_run}
-        reasons += _regressions(kind, candidate, current, cand, ref, limits.max_accuracy_drop,
-                                limits.max_format_drop, limits.max_p95_increase)  # fmt: skip
-    return Gate(not reasons, reasons, comparison)
-
-
-def _figures(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"n": summary["n"], "accuracy": summary["accuracy"]["value"], "format_ok": summary["format_ok"]["value"],
-            "p95_ms": summary["p95_ms"]}  # fmt: skip
-
-
-def _regressions(
-    kind: str, cand_v: str, cur_v: str, cand: dict[str, Any], cur: dict[str, Any],
-    max_acc: float, max_fmt: float, max_p95: float,
-) -> list[str]:  # fmt: skip
-    out = []
-    a, b = cand["accuracy"]["value"], cur["accuracy"]["value"]
-    if a is not None and b is not None and a < b - max_acc:
-        out.append(f"{kind}: accuracy {a:.1%} vs {b:.1%} for {cur_v}, a drop over [registry] max_accuracy_drop {max_acc:.0%}")  # fmt: skip
-    a, b = cand["format_ok"]["value"], cur["format_ok"]["value"]
-    if a is not None and b is not None and a < b - max_fmt:
-        out.append(f"{kind}: format compliance {a:.1%} vs {b:.1%} for {cur_v}, a drop over [registry] max_format_drop {max_fmt:.0%}")  # fmt: skip
-    a, b = cand["p95_ms"], cur["p95_ms"]
-    if a is not None and b and a > b * (1 + max_p95):
-        out.append(f"{kind}: p95 {a:,.0f} ms vs {b:,.0f} ms for {cur_v}, over [registry] max_p95_increase {max_p95:.0%}")  # fmt: skip
-    return out
+    return registry_store(store).alias_history(alias)
 
 
 def promote(
@@ -340,17 +210,10 @@ def _move(
     gate_info: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     at, by = utcnow(), who()
-    with store.transaction() as db:
-        db.execute(
-            "INSERT INTO aliases (alias, version, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
-            (alias, version, at),
-        )
-        db.execute(
-            "INSERT INTO alias_history (alias, version, previous, action, forced, reason, gate, by, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (alias, version, previous, action, int(forced), reason, json.dumps(gate_info, default=str), by, at),
-        )
+    registry_store(store).move_alias(
+        {"alias": alias, "version": version, "previous": previous, "action": action, "forced": int(forced),
+         "reason": reason, "gate": json.dumps(gate_info, default=str), "by": by, "at": at}
+    )  # fmt: skip
     return {"alias": alias, "version": version, "previous": previous, "action": action, "forced": forced,
             "reason": reason, "by": by, "at": at}  # fmt: skip
 
@@ -399,21 +262,17 @@ def taint_models(ctx: ForgetContext) -> None:
     db, ids = ctx.db, ctx.doc_ids
     if not ids:
         return
-    versions: set[str] = set()
-    for i in range(0, len(ids), 500):
-        part = ids[i : i + 500]
-        marks = ",".join("?" * len(part))
-        versions |= {r[0] for r in db.execute(f"SELECT DISTINCT version FROM model_docs WHERE doc_id IN ({marks})", part)}  # fmt: skip
+    versions = versions_trained_on(db, ids)
     listed = []
     for v in sorted(versions, key=lambda x: int(x[1:])):
-        row = db.execute("SELECT dataset, base, settings, tainted FROM model_versions WHERE version = ?", (v,)).fetchone()  # fmt: skip
-        docs = sorted(d for (d,) in db.execute("SELECT doc_id FROM model_docs WHERE version = ?", (v,)) if d in ids)
+        row = version_row(db, v)
+        docs = sorted(d for d in docs_of(db, v) if d in ids)
         retrain = f"ragtune tune train --data {row[0]}" + ("" if row[1] == "smollm2" else f" --base {row[1]}")
         why = {"receipt": ctx.receipt.receipt_id, "documents": docs, "at": utcnow(), "retrain": retrain}
         if not row[3]:
-            db.execute("UPDATE model_versions SET tainted = ? WHERE version = ?", (json.dumps(why), v))
-        aliases = [a for (a,) in db.execute("SELECT alias FROM aliases WHERE version = ?", (v,))]
-        adapter = db.execute("SELECT adapter FROM model_versions WHERE version = ?", (v,)).fetchone()[0]
+            mark_tainted(db, v, why)
+        aliases = aliases_of(db, v)
+        adapter = version_row(db, v)[4]
         folder = ctx.project.root / adapter
         # the weights learned the forgotten text: they go, and the version can no longer be served
         ctx.after_commit.append(partial(_delete_weights, ctx.project, v, folder))
@@ -452,15 +311,11 @@ def _work_digest(folder: Path) -> str | None:
 
 
 def model_lineage(project: Project, doc_id: str, out: dict[str, Any]) -> None:
-    rows = project.store.db.execute(
-        "SELECT m.version, m.dataset, m.dataset_digest, m.tainted, m.groups FROM model_docs d "
-        "JOIN model_versions m ON m.version = d.version WHERE d.doc_id = ? ORDER BY CAST(substr(m.version, 2) AS INTEGER)",
-        (doc_id,),
-    ).fetchall()
+    rows = registry_store(project.store).trained_on(doc_id)
     out["models"] = [
         {"version": r[0], "dataset": r[1], "dataset_digest": r[2], "tainted": bool(r[3]),
          "groups": access_groups(project.store, r[0], json.loads(r[4])),
-         "aliases": [a for (a,) in project.store.db.execute("SELECT alias FROM aliases WHERE version = ?", (r[0],))]}
+         "aliases": aliases_of(project.store.db, r[0])}
         for r in rows
     ]  # fmt: skip
 
