@@ -227,9 +227,10 @@ def adapters_trained_on(db: sqlite3.Connection, doc_ids: Sequence[str]) -> set[t
 
 def version_row(db: sqlite3.Connection, version: str) -> sqlite3.Row:
     """The dataset, base, settings, tainted and adapter columns of ``version``."""
-    return db.execute(
+    row: sqlite3.Row = db.execute(
         "SELECT dataset, base, settings, tainted, adapter FROM model_versions WHERE version = ?", (version,)
     ).fetchone()
+    return row
 
 
 def mark_tainted(db: sqlite3.Connection, version: str, why: dict[str, Any]) -> None:

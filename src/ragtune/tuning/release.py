@@ -13,7 +13,7 @@ from ragtune.errors import TuningError
 from ragtune.store.db import Store
 
 if TYPE_CHECKING:
-    from ragtune.harness.runs import RunInfo
+    from ragtune.harness.store import RunInfo
     from ragtune.project import Project
 
 
@@ -27,7 +27,7 @@ class Gate:
 
 
 def _runs_with_arm(store: Store, arm: str) -> list[RunInfo]:
-    from ragtune.harness.runs import list_runs
+    from ragtune.harness.store import list_runs
 
     return [r for r in list_runs(store) if arm in r.arms and r.finished_at is not None]
 
@@ -39,7 +39,8 @@ def gate(project: Project, candidate: str, current: str | None, run: str | None 
     arm; the current version's results come from the same run, else from the latest finished run over the same
     case file (by digest). Thresholds: ``[registry]``.
     """
-    from ragtune.harness.runs import load_run, summarize_run
+    from ragtune.harness.runs import summarize_run
+    from ragtune.harness.store import load_run
 
     store = project.store
     limits = project.config.registry

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragtune.errors import TuningError
+from ragtune.store.registry import ModelVersion
 from ragtune.tuning.data import load_dataset
-from ragtune.tuning.registry import WORK_MARKER, ModelVersion, next_version, register_version
+from ragtune.tuning.registry import WORK_MARKER, next_version, register_version
 
 if TYPE_CHECKING:
     from ragtune.project import Project
