@@ -3,7 +3,7 @@
 Every SQL statement in the package's string literals (plain strings and the constant parts of f-strings) is
 scanned for the tables it names after FROM, JOIN, INTO, UPDATE or TABLE; a table named outside its owner is a
 reader or writer that goes around the owner's interface. The schema (store/migrations.py) names every table and
-is the one exception. docs/architecture.md draws the same map."""
+is the one exception. docs/architecture.md draws the same map; PENDING lists what has not moved yet."""
 
 from __future__ import annotations
 
@@ -38,6 +38,34 @@ OWNERS: dict[str, str] = {
     "alias_history": "ragtune.store.registry",
 }
 SCHEMA = "ragtune.store.migrations"
+
+# Readers and writers not yet moved behind their owner (issue 16): the corpus tables (store/corpus.py is still to
+# be written), the data-set tables (tuning/datasets.py) and one read of meta. The list must be exact: a new stray
+# fails the suite, and so does a moved one still listed here, so it only shrinks.
+PENDING: dict[str, set[str]] = {
+    "chunks": {
+        "ragtune.cli.corpus_cmd", "ragtune.corpus.forget", "ragtune.corpus.ingest", "ragtune.corpus.lineage",
+        "ragtune.corpus.reindex", "ragtune.diagnosis.facts", "ragtune.harness.scorers.base", "ragtune.index.index",
+        "ragtune.index.merge", "ragtune.retrieval.search", "ragtune.server.routes",
+    },
+    "documents": {
+        "ragtune.cli.corpus_cmd", "ragtune.corpus.forget", "ragtune.corpus.ingest", "ragtune.corpus.lineage",
+        "ragtune.diagnosis.facts", "ragtune.diagnosis.readiness", "ragtune.harness.scorers.base",
+        "ragtune.index.index", "ragtune.retrieval.search", "ragtune.server.routes", "ragtune.tuning.data",
+        "ragtune.tuning.registry",
+    },
+    "versions": {
+        "ragtune.cli.corpus_cmd", "ragtune.corpus.forget", "ragtune.corpus.ingest", "ragtune.corpus.lineage",
+        "ragtune.corpus.reindex", "ragtune.diagnosis.facts", "ragtune.harness.scorers.base", "ragtune.index.index",
+        "ragtune.retrieval.search", "ragtune.tuning.data",
+    },
+    "segments": {"ragtune.corpus.ingest", "ragtune.corpus.reindex", "ragtune.index.index", "ragtune.index.merge"},
+    "receipts": {"ragtune.corpus.forget", "ragtune.corpus.lineage"},
+    "meta": {"ragtune.index.merge"},
+    "datasets": {"ragtune.tuning.data", "ragtune.tuning.lineage"},
+    "dataset_examples": {"ragtune.tuning.data", "ragtune.tuning.lineage"},
+    "dataset_example_docs": {"ragtune.tuning.data", "ragtune.tuning.lineage"},
+}  # fmt: skip
 
 _NAMED = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE)\s+([a-z_]+)\b")
 
@@ -79,12 +107,17 @@ def test_every_table_has_an_owner() -> None:
 
 def test_no_module_names_a_table_it_does_not_own() -> None:
     strays = {
-        table: sorted(modules - {OWNERS[table], SCHEMA})
+        table: modules - {OWNERS[table], SCHEMA}
         for table, modules in sorted(named_tables().items())
         if modules - {OWNERS[table], SCHEMA}
     }
-    assert strays == {}, "tables named outside their owner: " + "; ".join(
-        f"{t} ({OWNERS[t]}) in {', '.join(m)}" for t, m in strays.items()
+    new = {t: sorted(m - PENDING.get(t, set())) for t, m in strays.items() if m - PENDING.get(t, set())}
+    assert new == {}, "tables named outside their owner: " + "; ".join(
+        f"{t} ({OWNERS[t]}) in {', '.join(m)}" for t, m in new.items()
+    )
+    moved = {t: sorted(m - strays.get(t, set())) for t, m in PENDING.items() if m - strays.get(t, set())}
+    assert moved == {}, "these went through their owner: take them off PENDING: " + "; ".join(
+        f"{t}: {', '.join(m)}" for t, m in moved.items()
     )
 
 

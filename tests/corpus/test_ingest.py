@@ -165,8 +165,8 @@ def test_many_small_ingests_stay_few_segments(project: Project, docs: Path) -> N
 
 
 def test_reindex_rebuilds_from_the_store_and_guards_the_embedder(project: Project, docs: Path) -> None:
+    from ragtune.corpus.reindex import reindex
     from ragtune.errors import StoreError
-    from ragtune.index.reindex import reindex
 
     write(docs / "a.md", "# Alpha\n\nThe alpha page mentions zebras.")
     write(docs / "b.md", "# Beta\n\nThe beta page mentions giraffes.")

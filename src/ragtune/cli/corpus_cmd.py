@@ -275,7 +275,7 @@ def docs_show(doc_id: str, project_dir: Path | None, as_json: bool) -> None:
 @json_option
 def reindex_cmd(project_dir: Path | None, as_json: bool) -> None:
     """Rebuild the keyword and vector indexes from the store (after changing the embedder in ragtune.toml)."""
-    from ragtune.index.reindex import reindex
+    from ragtune.corpus.reindex import reindex
 
     project = open_project(project_dir)
     with progress_bar("re-embedding chunks", enabled=not as_json) as advance:

@@ -21,10 +21,10 @@ from typing import Any
 from ragtune.corpus.chunking import Chunk, chunk_text, index_text
 from ragtune.corpus.loaders import Defaults, ReadResult, default_source, iter_documents
 from ragtune.corpus.model import RIGHTS_FIELDS, RawDocument, iso
+from ragtune.corpus.reindex import EMBEDDER_KEY, check_embedder, embedder_identity
 from ragtune.errors import IngestError
 from ragtune.index.analyzer import Analyzer
 from ragtune.index.merge import merge_small_segments, next_segment_id
-from ragtune.index.reindex import EMBEDDER_KEY, check_embedder, embedder_identity
 from ragtune.index.segment import Segment
 from ragtune.project import Project
 from ragtune.store.db import Store, utcnow
