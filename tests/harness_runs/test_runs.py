@@ -109,3 +109,27 @@ def test_bundled_handbook_cases_are_valid_and_varied() -> None:
     assert sum(bool(c.stale_answers) for c in cases) >= 10
     assert sum(c.format is not None for c in cases) >= 8
     assert sum(c.as_of is not None and c.as_of.isoformat() < "2026-02-01" for c in cases) >= 10  # past weeks
+
+
+def test_the_run_store_interface_reads_what_the_run_wrote(handbook: Any, cases_file: Path) -> None:
+    from ragtune.harness.store import RunStore, SqliteRuns, load_arm_results
+
+    handbook.generator = Scripted(SCRIPT)
+    execute_run(handbook, cases_file, ["closed-book", "rag"], name="via-store")
+    runs: RunStore = SqliteRuns(handbook.store)
+    info = runs.get_run("via-store")
+    assert info is not None and info.finished_at is not None and info.arms == ["closed-book", "rag"]
+    assert [r.run for r in runs.list_runs()] == ["via-store"]
+    assert runs.count_results("via-store") == 2 * len(CASES)
+    assert runs.stored_case_ids("via-store", "rag") == {c["id"] for c in CASES}
+    assert runs.load_results("via-store") == load_results(handbook.store, "via-store")
+    rows = runs.result_rows("via-store", "rag")
+    assert [r["case_id"] for r in rows] == [c["id"] for c in CASES]
+    scores = runs.score_rows("via-store", "rag")
+    assert scores and {s["arm"] for s in scores} == {"rag"}
+    by_case = load_arm_results(handbook.store, "via-store")
+    assert list(by_case) == [c["id"] for c in CASES]
+    rate = by_case["rate"]["rag"]
+    assert rate.label == "correct" and rate.citations[0]["doc_id"] == "docs/pricing.md"
+    assert list(rate.scores) == sorted(rate.scores)
+    assert runs.redacted_cases("via-store") == {}
